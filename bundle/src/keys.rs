@@ -1,0 +1,284 @@
+//! Ed25519 keys: PKCS#8 private keys and SubjectPublicKeyInfo public keys, both PEM, as OpenSSL
+//! writes them (`openssl genpkey -algorithm ed25519` keys work too), and a keyring of several
+//! trusted public keys so that signing keys can be rotated.
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+
+use crate::BundleError;
+
+const PRIVATE_LABEL: &str = "PRIVATE KEY";
+const PUBLIC_LABEL: &str = "PUBLIC KEY";
+/// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows.
+const SPKI_ED25519_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+/// Names a public key: the first 8 bytes of SHA-256 over the raw key, in hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; 8]);
+
+impl KeyId {
+    fn of(raw: &[u8; 32]) -> Self {
+        let digest = crate::hash_chunk(raw);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&digest[..8]);
+        KeyId(id)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut id = [0u8; 8];
+        hex::decode_to_slice(text, &mut id).ok()?;
+        Some(KeyId(id))
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+pub struct SigningKey {
+    pair: Ed25519KeyPair,
+}
+
+impl SigningKey {
+    /// Makes a new key and returns it with its PKCS#8 PEM encoding.
+    pub fn generate() -> Result<(Self, String), BundleError> {
+        let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| BundleError::BadInput("the system random generator failed".into()))?;
+        let pem = pem_encode(PRIVATE_LABEL, document.as_ref());
+        let key = Self::from_pkcs8(document.as_ref(), Path::new("<generated>"))?;
+        Ok((key, pem))
+    }
+
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let text = read_key_file(path)?;
+        let der = pem_decode(&text, PRIVATE_LABEL, path)?;
+        Self::from_pkcs8(&der, path)
+    }
+
+    fn from_pkcs8(der: &[u8], path: &Path) -> Result<Self, BundleError> {
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| BundleError::BadKey {
+                path: path.display().to_string(),
+                reason: format!("not an Ed25519 PKCS#8 private key ({e})"),
+            })?;
+        Ok(SigningKey { pair })
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        let mut raw = [0u8; 32];
+        raw.copy_from_slice(self.pair.public_key().as_ref());
+        PublicKey::from_raw(raw)
+    }
+
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out.copy_from_slice(self.pair.sign(message).as_ref());
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    raw: [u8; 32],
+    id: KeyId,
+}
+
+impl PublicKey {
+    pub fn from_raw(raw: [u8; 32]) -> Self {
+        PublicKey {
+            raw,
+            id: KeyId::of(&raw),
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let text = read_key_file(path)?;
+        let der = pem_decode(&text, PUBLIC_LABEL, path)?;
+        let raw = der
+            .strip_prefix(&SPKI_ED25519_PREFIX[..])
+            .and_then(|rest| <[u8; 32]>::try_from(rest).ok())
+            .ok_or_else(|| BundleError::BadKey {
+                path: path.display().to_string(),
+                reason: "not an Ed25519 public key".into(),
+            })?;
+        Ok(Self::from_raw(raw))
+    }
+
+    pub fn id(&self) -> KeyId {
+        self.id
+    }
+
+    pub fn to_pem(&self) -> String {
+        let mut der = SPKI_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&self.raw);
+        pem_encode(PUBLIC_LABEL, &der)
+    }
+
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        UnparsedPublicKey::new(&ED25519, &self.raw)
+            .verify(message, signature)
+            .is_ok()
+    }
+}
+
+/// The public keys a device trusts.
+pub struct Keyring {
+    keys: Vec<PublicKey>,
+    source: PathBuf,
+}
+
+impl Keyring {
+    /// Loads one `.pub` file, or every `*.pub` file in a folder. An empty keyring is an error:
+    /// a device that trusts nothing must say so loudly instead of accepting anything.
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let meta =
+            fs::metadata(path).map_err(BundleError::io(format!("keyring {}", path.display())))?;
+        let mut keys = Vec::new();
+        if meta.is_dir() {
+            let entries = fs::read_dir(path)
+                .map_err(BundleError::io(format!("keyring {}", path.display())))?;
+            let mut files = Vec::new();
+            for entry in entries {
+                let entry =
+                    entry.map_err(BundleError::io(format!("keyring {}", path.display())))?;
+                let file = entry.path();
+                if file.extension().is_some_and(|ext| ext == "pub") {
+                    files.push(file);
+                }
+            }
+            files.sort();
+            for file in files {
+                keys.push(PublicKey::load(&file)?);
+            }
+        } else {
+            keys.push(PublicKey::load(path)?);
+        }
+        Self::from_keys(keys, path)
+    }
+
+    pub fn from_keys(keys: Vec<PublicKey>, source: &Path) -> Result<Self, BundleError> {
+        if keys.is_empty() {
+            return Err(BundleError::EmptyKeyring(source.display().to_string()));
+        }
+        Ok(Keyring {
+            keys,
+            source: source.to_path_buf(),
+        })
+    }
+
+    pub fn get(&self, id: KeyId) -> Option<&PublicKey> {
+        self.keys.iter().find(|k| k.id == id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.keys.iter().map(|k| k.id)
+    }
+
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+}
+
+fn read_key_file(path: &Path) -> Result<String, BundleError> {
+    let bytes = fs::read(path).map_err(BundleError::io(format!("key file {}", path.display())))?;
+    String::from_utf8(bytes).map_err(|_| BundleError::BadKey {
+        path: path.display().to_string(),
+        reason: "not a PEM text file".into(),
+    })
+}
+
+fn pem_encode(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in body.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+fn pem_decode(text: &str, label: &str, path: &Path) -> Result<Vec<u8>, BundleError> {
+    let bad = |reason: String| BundleError::BadKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text
+        .find(&begin)
+        .ok_or_else(|| bad(format!("no '{begin}' block")))?;
+    let body_start = start + begin.len();
+    let body_len = text[body_start..]
+        .find(&end)
+        .ok_or_else(|| bad(format!("no '{end}' line")))?;
+    let body: String = text[body_start..body_start + body_len]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| bad(format!("bad base64 ({e})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_key_round_trips_through_pem_and_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, pem) = SigningKey::generate().unwrap();
+        fs::write(dir.path().join("k.key"), pem).unwrap();
+        fs::write(dir.path().join("k.pub"), key.public_key().to_pem()).unwrap();
+        let loaded = SigningKey::load(&dir.path().join("k.key")).unwrap();
+        let public = PublicKey::load(&dir.path().join("k.pub")).unwrap();
+        assert_eq!(public, key.public_key());
+        let sig = loaded.sign(b"hello");
+        assert!(public.verify(b"hello", &sig));
+        assert!(!public.verify(b"hellp", &sig));
+    }
+
+    #[test]
+    fn keyring_folder_takes_only_pub_files_and_refuses_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Keyring::load(dir.path()).err().unwrap();
+        assert!(err.to_string().starts_with("no trusted public key in"));
+        for name in ["a.pub", "b.pub"] {
+            let (key, _) = SigningKey::generate().unwrap();
+            fs::write(dir.path().join(name), key.public_key().to_pem()).unwrap();
+        }
+        fs::write(dir.path().join("README"), "not a key").unwrap();
+        assert_eq!(Keyring::load(dir.path()).unwrap().ids().count(), 2);
+    }
+
+    #[test]
+    fn malformed_key_files_name_the_file_and_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.pub");
+        fs::write(&path, "garbage").unwrap();
+        let err = PublicKey::load(&path).err().unwrap().to_string();
+        assert!(
+            err.contains("x.pub") && err.contains("no '-----BEGIN PUBLIC KEY-----'"),
+            "{err}"
+        );
+        let (key, _) = SigningKey::generate().unwrap();
+        fs::write(&path, key.public_key().to_pem().replace('A', "*")).unwrap();
+        let err = PublicKey::load(&path).err().unwrap().to_string();
+        assert!(err.contains("x.pub"), "{err}");
+    }
+}

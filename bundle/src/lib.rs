@@ -1,0 +1,43 @@
+//! The update bundle format: a zstd-compressed tar archive whose first entry is a TOML manifest,
+//! whose second entry is an Ed25519 signature over that manifest, and whose remaining entries are
+//! the component images, compressed in one independent zstd frame per chunk and followed by a
+//! seek table. `docs/bundle-format.md` specifies it byte for byte.
+//!
+//! Reading is one forward pass with bounded memory ([`BundleReader`]); every chunk comes out as an
+//! [`UnverifiedChunk`] that must be turned into a [`VerifiedChunk`] against the signed manifest
+//! before anybody may write it.
+#![forbid(unsafe_code)]
+
+mod chunk;
+#[cfg(any(test, feature = "test-support"))]
+pub mod craft;
+mod error;
+mod frame;
+mod keys;
+mod manifest;
+mod reader;
+mod seek_table;
+mod signature;
+mod tar;
+mod writer;
+
+pub use chunk::{hash_chunk, ChunkDigest, UnverifiedChunk, VerifiedChunk};
+pub use error::{BundleError, ErrorClass};
+pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
+pub use manifest::{Component, ComponentKind, Manifest, FORMAT_VERSION};
+pub use reader::BundleReader;
+pub use seek_table::{SeekEntry, SeekTable};
+pub use writer::{create_bundle, BundleInput, CreateOptions, CreateReport, ImageInput};
+
+/// Bytes of uncompressed image data per chunk and per zstd frame, unless the creator asks otherwise.
+pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+/// The smallest and largest chunk sizes a reader accepts; the upper bound caps reader memory.
+pub const MIN_CHUNK_SIZE: u32 = 64 << 10;
+pub const MAX_CHUNK_SIZE: u32 = 4 << 20;
+/// The manifest is read into memory whole, so it is capped (a 64 GiB image needs about 4.5 MiB).
+pub const MAX_MANIFEST_SIZE: u64 = 16 << 20;
+/// The signature entry holds a few lines of text.
+pub const MAX_SIGNATURE_SIZE: u64 = 64 << 10;
+/// Archive entry names of the two leading entries.
+pub const MANIFEST_ENTRY: &str = "manifest.toml";
+pub const SIGNATURE_ENTRY: &str = "manifest.sig";

@@ -1,0 +1,299 @@
+//! The signed manifest: what the bundle is for and what every byte of every component must hash to.
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    BundleError, ChunkDigest, MANIFEST_ENTRY, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, SIGNATURE_ENTRY,
+};
+
+/// The manifest format this code writes and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    /// Which devices may install this bundle; must equal the device's configured string.
+    pub compatible: String,
+    pub version: semver::Version,
+    /// Monotonic anti-rollback counter; a device refuses bundles below its floor.
+    #[serde(default)]
+    pub security_version: u64,
+    /// Bytes per chunk (and per zstd frame) of every component.
+    pub chunk_size: u32,
+    #[serde(rename = "component")]
+    pub components: Vec<Component>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    /// A raw image for one slot class of the target group (e.g. rootfs, app).
+    Image,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub name: String,
+    pub kind: ComponentKind,
+    /// For images: the slot class inside a group that receives this image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_class: Option<String>,
+    /// The archive entry holding the data.
+    pub entry: String,
+    pub size: u64,
+    #[serde(with = "hex_digest")]
+    pub sha256: ChunkDigest,
+    #[serde(with = "hex_digests")]
+    pub chunks: Vec<ChunkDigest>,
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|_| BundleError::InvalidManifest("not UTF-8 text".into()))?;
+        let manifest: Manifest = toml::from_str(text).map_err(|e| {
+            BundleError::InvalidManifest(e.message().trim_end_matches('\n').to_string())
+        })?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a manifest always serializes")
+    }
+
+    pub fn validate(&self) -> Result<(), BundleError> {
+        let invalid = |msg: String| Err(BundleError::InvalidManifest(msg));
+        if self.format != FORMAT_VERSION {
+            return invalid(format!(
+                "format {} is not supported (this updater reads format {FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        if self.compatible.is_empty() || self.compatible.chars().any(char::is_control) {
+            return invalid("compatible must be a non-empty single-line string".into());
+        }
+        if !self.chunk_size.is_power_of_two()
+            || !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size)
+        {
+            return invalid(format!(
+                "chunk_size {} must be a power of two from {MIN_CHUNK_SIZE} to {MAX_CHUNK_SIZE}",
+                self.chunk_size
+            ));
+        }
+        if self.components.is_empty() {
+            return invalid("it names no component".into());
+        }
+        let mut names = HashSet::new();
+        let mut entries = HashSet::new();
+        let mut classes = HashSet::new();
+        for c in &self.components {
+            check_identifier("component name", &c.name)?;
+            if !names.insert(&c.name) {
+                return invalid(format!("component '{}' is listed twice", c.name));
+            }
+            check_entry_name(&c.entry)?;
+            if !entries.insert(&c.entry) {
+                return invalid(format!("archive entry '{}' is listed twice", c.entry));
+            }
+            match (c.kind, &c.slot_class) {
+                (ComponentKind::Image, Some(class)) => {
+                    check_identifier("slot class", class)?;
+                    if !classes.insert(class) {
+                        return invalid(format!("two images for slot class '{class}'"));
+                    }
+                }
+                (ComponentKind::Image, None) => {
+                    return invalid(format!("image '{}' has no slot_class", c.name))
+                }
+            }
+            let expected = c.size.div_ceil(u64::from(self.chunk_size));
+            if c.chunks.len() as u64 != expected {
+                return invalid(format!(
+                    "component '{}' of {} bytes needs {expected} chunk hashes, has {}",
+                    c.name,
+                    c.size,
+                    c.chunks.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn component_for_class(&self, class: &str) -> Option<&Component> {
+        self.components
+            .iter()
+            .find(|c| c.slot_class.as_deref() == Some(class))
+    }
+}
+
+impl Component {
+    /// Size of chunk `index` (the last one may be short).
+    pub fn chunk_len(&self, chunk_size: u32, index: u64) -> usize {
+        let start = index * u64::from(chunk_size);
+        (self.size - start).min(u64::from(chunk_size)) as usize
+    }
+}
+
+/// Names of components and slot classes: lower-case ASCII letters, digits, '-', '_' and '.',
+/// starting with a letter or digit.
+pub(crate) fn check_identifier(what: &str, name: &str) -> Result<(), BundleError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(BundleError::InvalidManifest(format!(
+            "{what} '{name}' must be 1-64 characters of a-z, 0-9, '-', '_', '.'"
+        )))
+    }
+}
+
+/// An archive entry name must be a plain file name: no folders, no '..', nothing a tar tool could
+/// place outside the folder it extracts into.
+pub(crate) fn check_entry_name(name: &str) -> Result<(), BundleError> {
+    let plain = !name.is_empty()
+        && name.len() < 100
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !plain {
+        return Err(BundleError::UnsafePath { name: name.into() });
+    }
+    if name == MANIFEST_ENTRY || name == SIGNATURE_ENTRY {
+        return Err(BundleError::InvalidManifest(format!(
+            "archive entry '{name}' is reserved"
+        )));
+    }
+    Ok(())
+}
+
+mod hex_digest {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::ChunkDigest;
+
+    pub fn serialize<S: Serializer>(digest: &ChunkDigest, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(digest))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ChunkDigest, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(D::Error::custom)
+    }
+
+    pub fn parse(text: &str) -> Result<ChunkDigest, String> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out)
+            .map_err(|_| format!("'{text}' is not a SHA-256 in hex"))?;
+        Ok(out)
+    }
+}
+
+mod hex_digests {
+    use serde::ser::SerializeSeq;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    use crate::ChunkDigest;
+
+    pub fn serialize<S: Serializer>(digests: &[ChunkDigest], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(digests.len()))?;
+        for d in digests {
+            seq.serialize_element(&hex::encode(d))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ChunkDigest>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .into_iter()
+            .map(|t| super::hex_digest::parse(&t).map_err(D::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format: FORMAT_VERSION,
+            compatible: "acme-robot".into(),
+            version: "1.2.3".parse().unwrap(),
+            security_version: 2,
+            chunk_size: crate::DEFAULT_CHUNK_SIZE,
+            components: vec![Component {
+                name: "rootfs".into(),
+                kind: ComponentKind::Image,
+                slot_class: Some("rootfs".into()),
+                entry: "rootfs.img".into(),
+                size: 1_500_000,
+                sha256: [1; 32],
+                chunks: vec![[2; 32], [3; 32]],
+            }],
+        }
+    }
+
+    fn error_of(edit: impl FnOnce(&mut Manifest)) -> String {
+        let mut m = sample();
+        edit(&mut m);
+        Manifest::parse(m.to_toml().as_bytes())
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let m = sample();
+        assert_eq!(Manifest::parse(m.to_toml().as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn refuses_inconsistent_manifests_with_a_reason() {
+        assert!(error_of(|m| m.format = 2).contains("format 2 is not supported"));
+        assert!(error_of(|m| m.chunk_size = 1000).contains("chunk_size 1000"));
+        assert!(
+            error_of(|m| m.components[0].chunks.pop().map(drop).unwrap())
+                .contains("needs 2 chunk hashes, has 1")
+        );
+        assert!(error_of(|m| m.components[0].entry = "../evil".into())
+            .contains("archive entry '../evil' has an unsafe path"));
+        assert!(error_of(|m| m.components[0].entry = "manifest.sig".into()).contains("reserved"));
+        assert!(
+            error_of(|m| m.components[0].slot_class = Some("Root FS".into()))
+                .contains("slot class 'Root FS'")
+        );
+        assert!(error_of(|m| {
+            let c = m.components[0].clone();
+            m.components.push(c);
+        })
+        .contains("listed twice"));
+        assert!(error_of(|m| m.components.clear()).contains("names no component"));
+    }
+
+    #[test]
+    fn refuses_unparsable_text() {
+        let err = Manifest::parse(b"compatible = ").unwrap_err().to_string();
+        assert!(err.starts_with("manifest is invalid:"), "{err}");
+        let err = Manifest::parse(&[0xff, 0xfe]).unwrap_err().to_string();
+        assert_eq!(err, "manifest is invalid: not UTF-8 text");
+        let text = sample()
+            .to_toml()
+            .replace("format = 1", "format = 1\nsurprise = true");
+        let err = Manifest::parse(text.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("unknown field `surprise`"), "{err}");
+        let text = sample().to_toml().replace("1.2.3", "one");
+        assert!(Manifest::parse(text.as_bytes()).is_err());
+    }
+}

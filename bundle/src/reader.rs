@@ -1,0 +1,224 @@
+//! One forward pass over a bundle: manifest, signature (checked before the manifest is even
+//! parsed), then every chunk of every component in manifest order, then the end of the archive and
+//! the seek table. Memory stays bounded by the manifest and one frame.
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::frame::FrameStream;
+use crate::tar::{self, EntryHeader, BLOCK};
+use crate::{
+    signature, BundleError, Component, KeyId, Keyring, Manifest, SeekTable, UnverifiedChunk,
+    MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_MANIFEST_SIZE, MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
+};
+
+pub struct BundleReader<R> {
+    frames: FrameStream<R>,
+    manifest: Manifest,
+    signer: Option<KeyId>,
+    names: Vec<Arc<str>>,
+    position: Position,
+}
+
+#[derive(Clone, Copy)]
+enum Position {
+    BeforeComponent(usize),
+    InComponent { component: usize, chunk: u64 },
+    Done,
+}
+
+impl<R: Read> BundleReader<R> {
+    /// Reads the manifest and its signature and checks the signature against the keyring.
+    pub fn open(source: R, keyring: &Keyring) -> Result<Self, BundleError> {
+        Self::start(source, Some(keyring))
+    }
+
+    /// Reads the manifest without checking its signature: for showing what a bundle claims.
+    /// Chunks read afterwards are still checked against the (unverified) manifest.
+    pub fn open_unverified(source: R) -> Result<Self, BundleError> {
+        Self::start(source, None)
+    }
+
+    fn start(source: R, keyring: Option<&Keyring>) -> Result<Self, BundleError> {
+        let mut frames = FrameStream::new(source, MAX_CHUNK_SIZE as usize)?;
+        let manifest_bytes = read_small_entry(&mut frames, MANIFEST_ENTRY, MAX_MANIFEST_SIZE)?;
+        let signature_bytes = read_small_entry(&mut frames, SIGNATURE_ENTRY, MAX_SIGNATURE_SIZE)?;
+        let signer = match keyring {
+            Some(keyring) => Some(signature::verify(
+                &manifest_bytes,
+                &signature_bytes,
+                keyring,
+            )?),
+            None => None,
+        };
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        let names = manifest
+            .components
+            .iter()
+            .map(|c| Arc::from(c.name.as_str()))
+            .collect();
+        Ok(BundleReader {
+            frames,
+            manifest,
+            signer,
+            names,
+            position: Position::BeforeComponent(0),
+        })
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The key whose signature verified, if the bundle was opened with a keyring.
+    pub fn signer(&self) -> Option<KeyId> {
+        self.signer
+    }
+
+    /// The next chunk in bundle order, read into `buf` (which is reused), or `None` after the
+    /// last chunk of the last component.
+    pub fn next_chunk(&mut self, mut buf: Vec<u8>) -> Result<Option<UnverifiedChunk>, BundleError> {
+        loop {
+            match self.position {
+                Position::Done => return Ok(None),
+                Position::BeforeComponent(i) if i == self.manifest.components.len() => {
+                    self.read_end_marker()?;
+                    self.position = Position::Done;
+                    return Ok(None);
+                }
+                Position::BeforeComponent(i) => {
+                    let expected = &self.manifest.components[i];
+                    let header = read_header(&mut self.frames, &format!("'{}'", expected.entry))?;
+                    check_component_header(&header, expected)?;
+                    self.position = Position::InComponent {
+                        component: i,
+                        chunk: 0,
+                    };
+                }
+                Position::InComponent { component, chunk } => {
+                    let c = &self.manifest.components[component];
+                    if chunk == c.chunks.len() as u64 {
+                        read_padding(&mut self.frames, &c.entry, c.size)?;
+                        self.position = Position::BeforeComponent(component + 1);
+                        continue;
+                    }
+                    let len = c.chunk_len(self.manifest.chunk_size, chunk);
+                    buf.resize(len, 0);
+                    let name = &self.names[component];
+                    self.frames
+                        .fill(&mut buf, &|| format!("chunk {chunk} of component '{name}'"))?;
+                    let offset = chunk * u64::from(self.manifest.chunk_size);
+                    let expected = c.chunks[chunk as usize];
+                    self.position = Position::InComponent {
+                        component,
+                        chunk: chunk + 1,
+                    };
+                    return Ok(Some(UnverifiedChunk::new(
+                        buf,
+                        name.clone(),
+                        chunk,
+                        offset,
+                        expected,
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Checks that the archive ended where the manifest says and that the seek table is intact.
+    /// Call after `next_chunk` returned `None`.
+    pub fn finish(self) -> Result<SeekTable, BundleError> {
+        if !matches!(self.position, Position::Done) {
+            return Err(BundleError::BadInput(
+                "finish() called before every chunk was read".into(),
+            ));
+        }
+        self.frames.finish()
+    }
+
+    fn read_end_marker(&mut self) -> Result<(), BundleError> {
+        let mut block = [0u8; BLOCK * 2];
+        self.frames
+            .fill(&mut block, &|| "the end-of-archive marker".to_string())?;
+        let first: &[u8; BLOCK] = block[..BLOCK].try_into().expect("one block");
+        if let Some(header) = tar::decode_header(first)? {
+            return Err(BundleError::UnexpectedEntry {
+                found: header.name,
+                expected: "the end of the archive".into(),
+            });
+        }
+        if block[BLOCK..].iter().any(|&b| b != 0) {
+            return Err(BundleError::Corrupt(
+                "malformed end-of-archive marker".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_header<R: Read>(
+    frames: &mut FrameStream<R>,
+    expected: &str,
+) -> Result<EntryHeader, BundleError> {
+    let mut block = [0u8; BLOCK];
+    frames.fill(&mut block, &|| format!("the archive header of {expected}"))?;
+    tar::decode_header(&block)?.ok_or_else(|| {
+        BundleError::Truncated(format!("the archive ends where {expected} should be"))
+    })
+}
+
+fn check_component_header(header: &EntryHeader, expected: &Component) -> Result<(), BundleError> {
+    if header.name != expected.entry {
+        return Err(BundleError::UnexpectedEntry {
+            found: header.name.clone(),
+            expected: format!("'{}'", expected.entry),
+        });
+    }
+    if header.size != expected.size {
+        return Err(BundleError::Corrupt(format!(
+            "archive entry '{}' is {} bytes but the manifest says {}",
+            header.name, header.size, expected.size
+        )));
+    }
+    Ok(())
+}
+
+fn read_small_entry<R: Read>(
+    frames: &mut FrameStream<R>,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>, BundleError> {
+    let header = read_header(frames, &format!("'{name}'"))?;
+    if header.name != name {
+        return Err(BundleError::UnexpectedEntry {
+            found: header.name,
+            expected: format!("'{name}'"),
+        });
+    }
+    if header.size > limit {
+        return Err(BundleError::OversizedEntry {
+            name: header.name,
+            size: header.size,
+            limit,
+        });
+    }
+    let mut data = vec![0u8; header.size as usize];
+    frames.fill(&mut data, &|| format!("'{name}'"))?;
+    read_padding(frames, name, header.size)?;
+    Ok(data)
+}
+
+fn read_padding<R: Read>(
+    frames: &mut FrameStream<R>,
+    name: &str,
+    size: u64,
+) -> Result<(), BundleError> {
+    let mut pad = [0u8; BLOCK];
+    let pad = &mut pad[..tar::padding(size)];
+    frames.fill(pad, &|| format!("the padding after '{name}'"))?;
+    if pad.iter().any(|&b| b != 0) {
+        return Err(BundleError::Corrupt(format!(
+            "non-zero padding after '{name}'"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,408 @@
+//! Creates a bundle: hashes every image (whole and per chunk), writes and signs the manifest, then
+//! compresses the chunks on all cores, one independent zstd frame each, and closes with the seek
+//! table. The output appears under its final name only once it is complete.
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::manifest::check_identifier;
+use crate::seek_table::{SeekEntry, SeekTable};
+use crate::tar::{self, BLOCK};
+use crate::{
+    hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind, KeyId, Manifest,
+    SigningKey, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MANIFEST_ENTRY, SIGNATURE_ENTRY,
+};
+
+/// What a release engineer asks for (the input manifest of `bundle-tool create`).
+#[derive(Debug, Clone)]
+pub struct BundleInput {
+    pub compatible: String,
+    pub version: semver::Version,
+    pub security_version: u64,
+    pub images: Vec<ImageInput>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageInput {
+    pub slot_class: String,
+    pub path: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputFile {
+    compatible: String,
+    version: String,
+    #[serde(default)]
+    security_version: u64,
+    #[serde(default)]
+    image: Vec<InputImage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputImage {
+    slot_class: String,
+    file: PathBuf,
+}
+
+impl BundleInput {
+    /// Reads an input manifest; image paths are relative to the manifest's folder.
+    pub fn load(path: &Path) -> Result<Self, BundleError> {
+        let bad = |msg: String| BundleError::BadInput(format!("{}: {msg}", path.display()));
+        let text = fs::read_to_string(path)
+            .map_err(BundleError::io(format!("reading {}", path.display())))?;
+        let file: InputFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
+        let version = semver::Version::parse(&file.version)
+            .map_err(|e| bad(format!("version '{}' is not semver ({e})", file.version)))?;
+        if file.image.is_empty() {
+            return Err(bad("no [[image]] given".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let images = file
+            .image
+            .into_iter()
+            .map(|i| ImageInput {
+                slot_class: i.slot_class,
+                path: base.join(i.file),
+            })
+            .collect();
+        Ok(BundleInput {
+            compatible: file.compatible,
+            version,
+            security_version: file.security_version,
+            images,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CreateOptions {
+    pub chunk_size: u32,
+    pub level: i32,
+    pub threads: usize,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            level: 3,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CreateReport {
+    pub manifest: Manifest,
+    pub bundle_size: u64,
+    pub signers: Vec<KeyId>,
+}
+
+pub fn create_bundle(
+    input: &BundleInput,
+    keys: &[&SigningKey],
+    output: &Path,
+    options: &CreateOptions,
+) -> Result<CreateReport, BundleError> {
+    if keys.is_empty() {
+        return Err(BundleError::BadInput("no signing key given".into()));
+    }
+    let threads = options.threads.max(1);
+    let mut files = Vec::new();
+    let mut components = Vec::new();
+    for image in &input.images {
+        check_identifier("slot class", &image.slot_class)?;
+        let file = File::open(&image.path)
+            .map_err(BundleError::io(format!("image {}", image.path.display())))?;
+        let meta = file
+            .metadata()
+            .map_err(BundleError::io(format!("image {}", image.path.display())))?;
+        if !meta.is_file() {
+            return Err(BundleError::BadInput(format!(
+                "image {} is not a regular file",
+                image.path.display()
+            )));
+        }
+        let (sha256, chunks) =
+            hash_image(&file, meta.len(), options.chunk_size, threads, &image.path)?;
+        components.push(Component {
+            name: image.slot_class.clone(),
+            kind: ComponentKind::Image,
+            slot_class: Some(image.slot_class.clone()),
+            entry: format!("{}.img", image.slot_class),
+            size: meta.len(),
+            sha256,
+            chunks,
+        });
+        files.push(file);
+    }
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        compatible: input.compatible.clone(),
+        version: input.version.clone(),
+        security_version: input.security_version,
+        chunk_size: options.chunk_size,
+        components,
+    };
+    manifest
+        .validate()
+        .map_err(|e| BundleError::BadInput(e.to_string()))?;
+    let manifest_text = manifest.to_toml();
+    let signature_entry = signature::sign(manifest_text.as_bytes(), keys);
+
+    let temp = temp_path(output);
+    let result = (|| {
+        let file =
+            File::create(&temp).map_err(BundleError::io(format!("creating {}", temp.display())))?;
+        let mut out = FrameWriter::new(BufWriter::with_capacity(1 << 20, file), options);
+        out.entry(MANIFEST_ENTRY, manifest_text.as_bytes())?;
+        out.entry(SIGNATURE_ENTRY, &signature_entry)?;
+        for (component, file) in manifest.components.iter().zip(&files) {
+            out.structure
+                .extend_from_slice(&tar::encode_header(&component.entry, component.size));
+            out.flush_structure()?;
+            compress_chunks(file, component.size, options, threads, &mut out)?;
+            out.structure
+                .resize(out.structure.len() + tar::padding(component.size), 0);
+        }
+        out.structure.resize(out.structure.len() + 2 * BLOCK, 0);
+        out.flush_structure()?;
+        let size = out.finish()?;
+        fs::rename(&temp, output)
+            .map_err(BundleError::io(format!("renaming to {}", output.display())))?;
+        Ok(size)
+    })();
+    match result {
+        Ok(bundle_size) => Ok(CreateReport {
+            manifest,
+            bundle_size,
+            signers: keys.iter().map(|k| k.public_key().id()).collect(),
+        }),
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+fn temp_path(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map_or("bundle".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// Hashes the whole image in one thread while the others hash its chunks.
+fn hash_image(
+    file: &File,
+    size: u64,
+    chunk_size: u32,
+    threads: usize,
+    path: &Path,
+) -> Result<(ChunkDigest, Vec<ChunkDigest>), BundleError> {
+    let count = size.div_ceil(u64::from(chunk_size));
+    let next = AtomicU64::new(0);
+    let io_err = || BundleError::io(format!("reading image {}", path.display()));
+    std::thread::scope(|scope| {
+        let whole = scope.spawn(|| -> Result<ChunkDigest, BundleError> {
+            let mut hasher = Sha256::new();
+            let mut reader = file.try_clone().map_err(io_err())?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0u64;
+            loop {
+                let n = reader.read(&mut buf).map_err(io_err())?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                total += n as u64;
+            }
+            if total != size {
+                return Err(BundleError::BadInput(format!(
+                    "image {} changed while it was read",
+                    path.display()
+                )));
+            }
+            Ok(hasher.finalize().into())
+        });
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..threads.saturating_sub(1).max(1) {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                let mut buf = vec![0u8; chunk_size as usize];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let result = read_chunk(file, size, chunk_size, i, &mut buf)
+                        .map(|len| hash_chunk(&buf[..len]))
+                        .map_err(io_err());
+                    if tx.send((i, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut chunks = vec![[0u8; 32]; count as usize];
+        for (i, digest) in rx {
+            chunks[i as usize] = digest?;
+        }
+        let whole = whole.join().expect("hashing thread panicked")?;
+        Ok((whole, chunks))
+    })
+}
+
+fn read_chunk(
+    file: &File,
+    size: u64,
+    chunk_size: u32,
+    index: u64,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    let offset = index * u64::from(chunk_size);
+    let len = (size - offset).min(u64::from(chunk_size)) as usize;
+    file.read_exact_at(&mut buf[..len], offset)?;
+    Ok(len)
+}
+
+/// Compresses a component's chunks on `threads` workers and writes the frames in order.
+fn compress_chunks(
+    file: &File,
+    size: u64,
+    options: &CreateOptions,
+    threads: usize,
+    out: &mut FrameWriter,
+) -> Result<(), BundleError> {
+    let chunk_size = options.chunk_size;
+    let count = size.div_ceil(u64::from(chunk_size));
+    let next = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel(threads * 2);
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let next = &next;
+            scope.spawn(move || {
+                let mut buf = vec![0u8; chunk_size as usize];
+                let mut compressor = match zstd::bulk::Compressor::new(options.level) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send((0, Err(BundleError::io("creating a zstd compressor")(e))));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= count {
+                        break;
+                    }
+                    let result = read_chunk(file, size, chunk_size, i, &mut buf)
+                        .map_err(BundleError::io("reading an image"))
+                        .and_then(|len| {
+                            let frame = compressor
+                                .compress(&buf[..len])
+                                .map_err(BundleError::io("compressing a chunk"))?;
+                            Ok((frame, len))
+                        });
+                    if tx.send((i, result)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut waiting = BTreeMap::new();
+        let mut expected = 0u64;
+        for (i, result) in rx {
+            waiting.insert(i, result?);
+            while let Some((frame, len)) = waiting.remove(&expected) {
+                out.frame(&frame, len)?;
+                expected += 1;
+            }
+        }
+        if expected != count {
+            return Err(BundleError::BadInput("compression stopped early".into()));
+        }
+        Ok(())
+    })
+}
+
+/// Writes frames and remembers their sizes for the seek table. Archive structure (headers,
+/// padding, the end marker) collects in `structure` and goes out in frames of its own.
+struct FrameWriter {
+    out: BufWriter<File>,
+    table: SeekTable,
+    structure: Vec<u8>,
+    level: i32,
+    max_frame: usize,
+    written: u64,
+}
+
+impl FrameWriter {
+    fn new(out: BufWriter<File>, options: &CreateOptions) -> Self {
+        FrameWriter {
+            out,
+            table: SeekTable::default(),
+            structure: Vec::new(),
+            level: options.level,
+            max_frame: options.chunk_size as usize,
+            written: 0,
+        }
+    }
+
+    fn entry(&mut self, name: &str, data: &[u8]) -> Result<(), BundleError> {
+        self.structure
+            .extend_from_slice(&tar::encode_header(name, data.len() as u64));
+        self.structure.extend_from_slice(data);
+        self.structure
+            .resize(self.structure.len() + tar::padding(data.len() as u64), 0);
+        self.flush_structure()
+    }
+
+    fn flush_structure(&mut self) -> Result<(), BundleError> {
+        let data = std::mem::take(&mut self.structure);
+        for piece in data.chunks(self.max_frame) {
+            let frame =
+                zstd::bulk::compress(piece, self.level).map_err(BundleError::io("compressing"))?;
+            self.frame(&frame, piece.len())?;
+        }
+        Ok(())
+    }
+
+    fn frame(&mut self, frame: &[u8], content: usize) -> Result<(), BundleError> {
+        self.out
+            .write_all(frame)
+            .map_err(BundleError::io("writing the bundle"))?;
+        self.written += frame.len() as u64;
+        self.table.entries.push(SeekEntry {
+            compressed: frame.len() as u32,
+            decompressed: content as u32,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<u64, BundleError> {
+        let table = self.table.encode();
+        self.out
+            .write_all(&table)
+            .map_err(BundleError::io("writing the bundle"))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| BundleError::io("writing the bundle")(e.into_error()))?;
+        file.sync_all()
+            .map_err(BundleError::io("syncing the bundle"))?;
+        Ok(self.written + table.len() as u64)
+    }
+}
