@@ -1,1 +1,284 @@
-fn main() {}
+//! `bundle-tool`: makes signing keys, creates signed bundles, verifies and describes them.
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use bundle::{
+    create_bundle, BundleError, BundleInput, BundleReader, CreateOptions, ImageHasher, Keyring,
+    Manifest, SigningKey,
+};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Create, sign, verify and inspect update bundles")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make an Ed25519 signing key: PREFIX.key (PKCS#8, mode 0600) and PREFIX.pub.
+    Keygen {
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+        /// Replace existing key files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create a signed bundle from an input manifest.
+    Create {
+        #[arg(long, value_name = "M.toml")]
+        manifest: PathBuf,
+        /// Signing key; give it more than once to sign with several keys (key rotation).
+        #[arg(long, value_name = "K.key", required = true)]
+        key: Vec<PathBuf>,
+        #[arg(long, value_name = "B.zst")]
+        output: PathBuf,
+        /// zstd compression level.
+        #[arg(long, default_value_t = 3)]
+        level: i32,
+        /// Compression threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Check the signature and every chunk; exit 0 only if all verify.
+    Verify {
+        /// A .pub file or a folder of them.
+        #[arg(long, value_name = "PATH")]
+        keyring: PathBuf,
+        bundle: PathBuf,
+    },
+    /// Show the manifest (the signature is not checked; use verify).
+    Info {
+        bundle: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BUNDLE_TOOL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("bundle-tool: error: {err:#}");
+            let code = err
+                .chain()
+                .find_map(|e| e.downcast_ref::<BundleError>())
+                .map_or(1, |e| e.class().exit_code());
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen { out, force } => keygen(&out, force),
+        Command::Create {
+            manifest,
+            key,
+            output,
+            level,
+            threads,
+        } => {
+            let mut options = CreateOptions {
+                level,
+                ..Default::default()
+            };
+            if let Some(threads) = threads {
+                options.threads = threads;
+            }
+            create(&manifest, &key, &output, &options)
+        }
+        Command::Verify { keyring, bundle } => verify(&keyring, &bundle),
+        Command::Info { bundle, json } => info(&bundle, json),
+    }
+}
+
+fn keygen(prefix: &Path, force: bool) -> anyhow::Result<()> {
+    let key_path = with_suffix(prefix, "key");
+    let pub_path = with_suffix(prefix, "pub");
+    if !force {
+        for path in [&key_path, &pub_path] {
+            if path.exists() {
+                bail!("{} exists; pass --force to replace it", path.display());
+            }
+        }
+    }
+    let (key, pem) = SigningKey::generate()?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&key_path)
+        .with_context(|| format!("creating {}", key_path.display()))?;
+    file.write_all(pem.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", key_path.display()))?;
+    fs::write(&pub_path, key.public_key().to_pem())
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    println!(
+        "key {}: private {}, public {}",
+        key.public_key().id(),
+        key_path.display(),
+        pub_path.display()
+    );
+    Ok(())
+}
+
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut name = prefix.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn create(
+    manifest: &Path,
+    keys: &[PathBuf],
+    output: &Path,
+    options: &CreateOptions,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let input = BundleInput::load(manifest)?;
+    let keys = keys
+        .iter()
+        .map(|k| SigningKey::load(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key_refs: Vec<&SigningKey> = keys.iter().collect();
+    let report = create_bundle(&input, &key_refs, output, options)
+        .with_context(|| format!("creating {}", output.display()))?;
+    let image_bytes: u64 = report.manifest.components.iter().map(|c| c.size).sum();
+    println!(
+        "created {}: version {}, {} component(s), {} -> {} bytes in {:.2} s, signed by {}",
+        output.display(),
+        report.manifest.version,
+        report.manifest.components.len(),
+        image_bytes,
+        report.bundle_size,
+        started.elapsed().as_secs_f64(),
+        report
+            .signers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+fn open_bundle(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        return Ok(Box::new(BufReader::with_capacity(256 << 10, io::stdin())));
+    }
+    let file =
+        fs::File::open(path).with_context(|| format!("opening bundle {}", path.display()))?;
+    Ok(Box::new(BufReader::with_capacity(256 << 10, file)))
+}
+
+fn verify(keyring: &Path, path: &Path) -> anyhow::Result<()> {
+    let keyring = Keyring::load(keyring)?;
+    let mut reader = BundleReader::open(open_bundle(path)?, &keyring)?;
+    let manifest = reader.manifest().clone();
+    let signer = reader.signer().expect("opened with a keyring");
+    let mut hashers: Vec<ImageHasher> = manifest
+        .components
+        .iter()
+        .map(|_| ImageHasher::new())
+        .collect();
+    let mut buf = Vec::new();
+    let mut component = 0;
+    while let Some(chunk) = reader.next_chunk(buf)? {
+        let chunk = chunk.verify().map_err(|(e, _)| e)?;
+        while manifest.components[component].name != chunk.component() {
+            component += 1;
+        }
+        hashers[component].update(chunk.data());
+        buf = chunk.into_buffer();
+    }
+    reader.finish()?;
+    for (c, hasher) in manifest.components.iter().zip(hashers) {
+        if hasher.finish() != c.sha256 {
+            bail!(
+                "component '{}': its chunks verify but its whole-image SHA-256 does not",
+                c.name
+            );
+        }
+    }
+    println!(
+        "{}: OK (version {}, signed by key {}, {} component(s))",
+        path.display(),
+        manifest.version,
+        signer,
+        manifest.components.len()
+    );
+    Ok(())
+}
+
+fn info(path: &Path, json: bool) -> anyhow::Result<()> {
+    let reader = BundleReader::open_unverified(open_bundle(path)?)?;
+    let m = reader.manifest();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&manifest_json(m))?);
+        return Ok(());
+    }
+    println!("compatible:       {}", m.compatible);
+    println!("version:          {}", m.version);
+    println!("security version: {}", m.security_version);
+    println!("chunk size:       {} bytes", m.chunk_size);
+    println!("signature:        not checked here (bundle-tool verify checks it)");
+    println!("components:");
+    for c in &m.components {
+        println!(
+            "  {:<10} image for slot class {:<8} {:>12} bytes  {} chunks  sha256 {}",
+            c.name,
+            c.slot_class.as_deref().unwrap_or("-"),
+            c.size,
+            c.chunks.len(),
+            hex_string(&c.sha256)
+        );
+    }
+    Ok(())
+}
+
+fn manifest_json(m: &Manifest) -> serde_json::Value {
+    let components: Vec<_> = m
+        .components
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "kind": "image",
+                "slot_class": c.slot_class,
+                "entry": c.entry,
+                "size": c.size,
+                "sha256": hex_string(&c.sha256),
+                "chunks": c.chunks.len(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "format": m.format,
+        "compatible": m.compatible,
+        "version": m.version.to_string(),
+        "security_version": m.security_version,
+        "chunk_size": m.chunk_size,
+        "components": components,
+    })
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

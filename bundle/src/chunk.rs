@@ -11,6 +11,24 @@ pub fn hash_chunk(data: &[u8]) -> ChunkDigest {
     Sha256::digest(data).into()
 }
 
+/// SHA-256 over a whole image fed in pieces.
+#[derive(Default)]
+pub struct ImageHasher(Sha256);
+
+impl ImageHasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub fn finish(self) -> ChunkDigest {
+        self.0.finalize().into()
+    }
+}
+
 /// Chunk data as it came out of the bundle, together with the digest the signed manifest
 /// promises for it. The only way to get at the data for writing is [`UnverifiedChunk::verify`].
 pub struct UnverifiedChunk {

@@ -15,6 +15,19 @@ pub enum ErrorClass {
     BadInput,
 }
 
+impl ErrorClass {
+    /// Process exit code for this class; the same numbers are used by `updater`
+    /// (docs/exit-codes.md).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorClass::BadBundle => 4,
+            ErrorClass::BadSignature => 5,
+            ErrorClass::Io => 7,
+            ErrorClass::BadKey | ErrorClass::BadInput => 9,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     #[error("{context}: {source}")]

@@ -21,7 +21,7 @@ mod signature;
 mod tar;
 mod writer;
 
-pub use chunk::{hash_chunk, ChunkDigest, UnverifiedChunk, VerifiedChunk};
+pub use chunk::{hash_chunk, ChunkDigest, ImageHasher, UnverifiedChunk, VerifiedChunk};
 pub use error::{BundleError, ErrorClass};
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use manifest::{Component, ComponentKind, Manifest, FORMAT_VERSION};

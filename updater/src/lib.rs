@@ -1,1 +1,16 @@
+//! The on-device updater: installs signed bundles into the inactive A/B group, keeps the
+//! bootloader's try-flags and the device's update state, and reports them.
+#![forbid(unsafe_code)]
 
+pub mod bootloader;
+pub mod config;
+pub mod error;
+pub mod fsutil;
+pub mod install;
+pub mod progress;
+pub mod slots;
+pub mod state;
+pub mod status;
+
+pub use config::Config;
+pub use error::{Result, UpdaterError};

@@ -1,0 +1,285 @@
+//! The device configuration (`/etc/updater/system.toml`); docs/config.md documents every key.
+//! Relative paths are relative to the folder of the config file.
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Result, UpdaterError};
+use crate::slots::{booted_from_cmdline, read_kernel_cmdline, Group, GroupSlots, SlotSpec};
+
+pub const DEFAULT_PATH: &str = "/etc/updater/system.toml";
+/// Boot attempts a freshly installed or freshly confirmed group gets.
+pub const DEFAULT_TRIES: u8 = 2;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub compatible: String,
+    pub keyring: PathBuf,
+    pub state_dir: PathBuf,
+    pub bootloader: BootloaderConfig,
+    pub boot: BootConfig,
+    pub slots: BTreeMap<Group, GroupSlots>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootloaderConfig {
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct BootConfig {
+    /// Fixed booted group, for tests; otherwise read from the kernel command line.
+    pub booted: Option<Group>,
+    pub cmdline: PathBuf,
+    pub tries: u8,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    compatible: String,
+    keyring: PathBuf,
+    state_dir: PathBuf,
+    bootloader: RawBootloader,
+    #[serde(default)]
+    boot: RawBoot,
+    slots: BTreeMap<String, BTreeMap<String, RawSlot>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBootloader {
+    backend: String,
+    path: PathBuf,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBoot {
+    booted: Option<String>,
+    cmdline: Option<PathBuf>,
+    tries: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSlot {
+    Path(PathBuf),
+    #[serde(rename_all = "snake_case")]
+    Table {
+        path: PathBuf,
+        size: Option<u64>,
+    },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text =
+            fs::read_to_string(path).map_err(|e| UpdaterError::config(path, e.to_string()))?;
+        let raw: RawConfig = toml::from_str(&text)
+            .map_err(|e| UpdaterError::config(path, e.message().trim_end()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| base.join(p);
+        let bad = |msg: String| UpdaterError::config(path, msg);
+
+        if raw.compatible.is_empty() {
+            return Err(bad("compatible must not be empty".into()));
+        }
+        let bootloader = match raw.bootloader.backend.as_str() {
+            "file" => BootloaderConfig::File {
+                path: resolve(&raw.bootloader.path),
+            },
+            other => {
+                return Err(bad(format!(
+                    "unknown bootloader backend '{other}' (known: file)"
+                )))
+            }
+        };
+        let booted = raw
+            .boot
+            .booted
+            .map(|b| {
+                b.parse::<Group>()
+                    .map_err(|e| bad(format!("boot.booted: {e}")))
+            })
+            .transpose()?;
+        let tries = raw.boot.tries.unwrap_or(DEFAULT_TRIES);
+        if !(1..=3).contains(&tries) {
+            return Err(bad(format!("boot.tries must be 1, 2 or 3, not {tries}")));
+        }
+
+        let mut slots = BTreeMap::new();
+        for (group, classes) in raw.slots {
+            let group: Group = group.parse().map_err(|e| bad(format!("slots.{e}")))?;
+            let mut resolved = GroupSlots::new();
+            for (class, slot) in classes {
+                let spec = match slot {
+                    RawSlot::Path(p) => SlotSpec {
+                        path: resolve(&p),
+                        size: None,
+                    },
+                    RawSlot::Table { path: p, size } => SlotSpec {
+                        path: resolve(&p),
+                        size,
+                    },
+                };
+                resolved.insert(class, spec);
+            }
+            slots.insert(group, resolved);
+        }
+        for needed in [Group::A, Group::B] {
+            if !slots.contains_key(&needed) {
+                return Err(bad(format!("[slots.{needed}] is missing")));
+            }
+        }
+        let classes_a: Vec<_> = slots[&Group::A].keys().collect();
+        let classes_b: Vec<_> = slots[&Group::B].keys().collect();
+        if classes_a != classes_b {
+            return Err(bad("groups A and B must hold the same slot classes".into()));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            compatible: raw.compatible,
+            keyring: resolve(&raw.keyring),
+            state_dir: resolve(&raw.state_dir),
+            bootloader,
+            boot: BootConfig {
+                booted,
+                cmdline: raw
+                    .boot
+                    .cmdline
+                    .map_or_else(|| PathBuf::from("/proc/cmdline"), |p| resolve(&p)),
+                tries,
+            },
+            slots,
+        })
+    }
+
+    pub fn booted_group(&self) -> Result<Group> {
+        if let Some(group) = self.boot.booted {
+            return Ok(group);
+        }
+        let cmdline = read_kernel_cmdline(&self.boot.cmdline)?;
+        booted_from_cmdline(&cmdline)?.ok_or_else(|| {
+            UpdaterError::UnknownBootedGroup(format!(
+                "{} has no updater.slot= and [boot] booted is not set",
+                self.boot.cmdline.display()
+            ))
+        })
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = Group> + '_ {
+        self.slots.keys().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+compatible = "acme-robot"
+keyring = "keys"
+state_dir = "state"
+
+[bootloader]
+backend = "file"
+path = "state/bootloader.env"
+
+[boot]
+booted = "A"
+
+[slots.A]
+rootfs = "slots/rootfs-a.img"
+[slots.B]
+rootfs = "slots/rootfs-b.img"
+[slots.R]
+rootfs = "slots/rootfs-r.img"
+"#;
+
+    fn load(text: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("system.toml");
+        fs::write(&path, text).unwrap();
+        Config::load(&path)
+    }
+
+    #[test]
+    fn the_documented_example_loads_with_paths_beside_the_config() {
+        let config = load(EXAMPLE).unwrap();
+        let base = config.path.parent().unwrap().to_path_buf();
+        assert_eq!(config.keyring, base.join("keys"));
+        assert_eq!(
+            config.bootloader,
+            BootloaderConfig::File {
+                path: base.join("state/bootloader.env")
+            }
+        );
+        assert_eq!(config.booted_group().unwrap(), Group::A);
+        assert_eq!(
+            config.slots[&Group::B]["rootfs"].path,
+            base.join("slots/rootfs-b.img")
+        );
+        assert_eq!(config.boot.tries, DEFAULT_TRIES);
+    }
+
+    #[test]
+    fn slot_with_a_size_limit() {
+        let text = EXAMPLE.replace(
+            "rootfs = \"slots/rootfs-b.img\"",
+            "rootfs = { path = \"slots/rootfs-b.img\", size = 4096 }",
+        );
+        assert_eq!(
+            load(&text).unwrap().slots[&Group::B]["rootfs"].size,
+            Some(4096)
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (
+                EXAMPLE.replace("backend = \"file\"", "backend = \"lilo\""),
+                "unknown bootloader backend 'lilo'",
+            ),
+            (
+                EXAMPLE.replace("booted = \"A\"", "booted = \"C\""),
+                "boot.booted: 'C' is not a slot group",
+            ),
+            (
+                EXAMPLE.replace("[slots.B]\nrootfs = \"slots/rootfs-b.img\"\n", ""),
+                "[slots.B] is missing",
+            ),
+            (
+                EXAMPLE.replace("[slots.B]\n", "[slots.B]\napp = \"x\"\n"),
+                "must hold the same slot classes",
+            ),
+            (
+                EXAMPLE.replace("state_dir", "statedir"),
+                "unknown field `statedir`",
+            ),
+            (
+                EXAMPLE.replace("[boot]", "[boot]\ntries = 9"),
+                "boot.tries must be 1, 2 or 3",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = load(&text).unwrap_err().to_string();
+            assert!(
+                err.contains(message),
+                "'{err}' does not contain '{message}'"
+            );
+        }
+        let err = Config::load(Path::new("/nonexistent/system.toml")).unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
+        assert!(
+            err.to_string()
+                .starts_with("config /nonexistent/system.toml: No such file"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,70 @@
+use std::io;
+use std::path::Path;
+
+use bundle::BundleError;
+
+/// Exit codes, one per failure class (docs/exit-codes.md). Bundle errors use the bundle crate's.
+pub const EXIT_OTHER: u8 = 1;
+pub const EXIT_CONFIG: u8 = 3;
+pub const EXIT_INCOMPATIBLE: u8 = 6;
+pub const EXIT_IO: u8 = 7;
+pub const EXIT_BOOTLOADER: u8 = 8;
+pub const EXIT_BUSY: u8 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdaterError {
+    #[error("config {path}: {message}")]
+    Config { path: String, message: String },
+    #[error("keyring: {0}")]
+    Keyring(#[source] BundleError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("incompatible bundle: {0}")]
+    Incompatible(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("read-back of {slot}: chunk {chunk} differs from what was written")]
+    ReadBack { slot: String, chunk: u64 },
+    #[error("bootloader: {0}")]
+    Bootloader(String),
+    #[error("cannot tell which group is booted: {0}")]
+    UnknownBootedGroup(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("another updater holds {0}; try again when it is done")]
+    Busy(String),
+}
+
+impl UpdaterError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            UpdaterError::Config { .. }
+            | UpdaterError::Keyring(_)
+            | UpdaterError::UnknownBootedGroup(_) => EXIT_CONFIG,
+            UpdaterError::Bundle(e) => e.class().exit_code(),
+            UpdaterError::Incompatible(_) => EXIT_INCOMPATIBLE,
+            UpdaterError::Io { .. } | UpdaterError::ReadBack { .. } => EXIT_IO,
+            UpdaterError::Bootloader(_) => EXIT_BOOTLOADER,
+            UpdaterError::Refused(_) => EXIT_OTHER,
+            UpdaterError::Busy(_) => EXIT_BUSY,
+        }
+    }
+
+    pub fn io(context: impl Into<String>) -> impl FnOnce(io::Error) -> UpdaterError {
+        let context = context.into();
+        move |source| UpdaterError::Io { context, source }
+    }
+
+    pub fn config(path: &Path, message: impl Into<String>) -> UpdaterError {
+        UpdaterError::Config {
+            path: path.display().to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = UpdaterError> = std::result::Result<T, E>;

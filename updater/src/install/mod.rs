@@ -1,0 +1,225 @@
+//! `updater install`: the guarded path from a bundle to a bootable group.
+//!
+//! Order, and why (design.md, "Install: the invariants"):
+//! 1. keyring, booted group, boot state and bundle signature, then compatibility, version policy and
+//!    slot fit: all before anything changes;
+//! 2. the target group is made unbootable before its first byte changes;
+//! 3. chunks are verified, then written; the archive must end where the manifest says;
+//! 4. fsync, read back, compare; only then is the new version recorded and the group activated.
+mod pipeline;
+mod policy;
+mod readback;
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use bundle::{BundleReader, Keyring, Manifest};
+use tracing::info;
+
+use crate::bootloader;
+use crate::config::Config;
+use crate::error::{Result, UpdaterError};
+use crate::progress::Progress;
+use crate::slots::{Group, SlotInfo, SlotSpec};
+use crate::state::{now, GroupRecord, InstallRecord, InstallResult, State, StateDir};
+use pipeline::SlotTarget;
+pub use policy::Policy;
+
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    pub allow_downgrade: bool,
+    /// Write this group instead of the other member of the A/B pair (R only when named here).
+    pub target: Option<Group>,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstallReport {
+    pub target: Group,
+    pub version: semver::Version,
+    pub bytes: u64,
+}
+
+pub fn install(
+    config: &Config,
+    source: impl Read,
+    options: &InstallOptions,
+    progress: &Progress,
+) -> Result<InstallReport> {
+    let keyring = Keyring::load(&config.keyring).map_err(UpdaterError::Keyring)?;
+    let booted = config.booted_group()?;
+    let target = choose_target(booted, options.target)?;
+    let slots = config
+        .slots
+        .get(&target)
+        .ok_or_else(|| UpdaterError::Refused(format!("group {target} is not configured")))?;
+    let store = StateDir::lock(&config.state_dir)?;
+    let mut state = store.load()?;
+    let mut bootloader = bootloader::open(config);
+    let mut boot = bootloader::load_or_initial(&*bootloader, booted, config.boot.tries)?;
+
+    let reader = BundleReader::open(source, &keyring)?;
+    let manifest = reader.manifest().clone();
+    info!(version = %manifest.version, signer = ?reader.signer(), %target, "bundle signature verified");
+    Policy {
+        compatible: &config.compatible,
+        booted,
+        allow_downgrade: options.allow_downgrade,
+    }
+    .check(&manifest, &state)?;
+    let infos = slots
+        .values()
+        .map(SlotSpec::inspect)
+        .collect::<Result<Vec<_>>>()?;
+    policy::check_slots(&manifest, target, slots, &infos)?;
+    check_not_shared(config, target, &infos)?;
+
+    let mut specs = Vec::new();
+    let mut targets = Vec::new();
+    let mut route = HashMap::new();
+    for component in &manifest.components {
+        let class = component.slot_class.as_deref().unwrap_or_default();
+        let spec = &slots[class];
+        route.insert(component.name.clone(), targets.len());
+        targets.push(SlotTarget {
+            name: format!("{target}/{class}"),
+            file: spec.open_for_write()?,
+        });
+        specs.push(spec);
+    }
+
+    // From here on the target group changes: it must not boot until it is complete and verified.
+    boot.make_unbootable(target);
+    bootloader.store(&boot)?;
+    state.groups.insert(target, GroupRecord::default());
+    state.last_install = Some(InstallRecord {
+        target,
+        version: manifest.version.to_string(),
+        result: InstallResult::Installing,
+        time: now(),
+        error: None,
+    });
+    store.save(&state)?;
+
+    let written = write_and_verify(reader, &manifest, &specs, &targets, &route, progress);
+    if let Err(err) = written {
+        record_failure(&store, &mut state, target, &manifest, &err);
+        return Err(err);
+    }
+
+    state.groups.insert(
+        target,
+        GroupRecord {
+            version: Some(manifest.version.to_string()),
+            security_version: manifest.security_version,
+            installed_at: Some(now()),
+        },
+    );
+    if let Some(last) = &mut state.last_install {
+        last.result = InstallResult::Installed;
+        last.time = now();
+    }
+    state.record("install", target, Some(&manifest.version.to_string()), None);
+    store.save(&state)?;
+    boot.activate(target, config.boot.tries);
+    bootloader.store(&boot)?;
+    info!(%target, version = %manifest.version, "installed; group boots next");
+    Ok(InstallReport {
+        target,
+        version: manifest.version.clone(),
+        bytes: manifest.components.iter().map(|c| c.size).sum(),
+    })
+}
+
+fn choose_target(booted: Group, requested: Option<Group>) -> Result<Group> {
+    match requested {
+        Some(group) if group == booted => Err(UpdaterError::Refused(format!(
+            "group {group} is the booted group; it cannot be written while it runs"
+        ))),
+        Some(group) => Ok(group),
+        None => Ok(booted.other()),
+    }
+}
+
+/// A misconfigured device could name one partition in two groups; writing it would overwrite the
+/// running system or the recovery group.
+fn check_not_shared(config: &Config, target: Group, target_infos: &[SlotInfo]) -> Result<()> {
+    for (group, slots) in &config.slots {
+        if *group == target {
+            continue;
+        }
+        for (class, spec) in slots {
+            let Some(identity) = spec.inspect()?.identity else {
+                continue;
+            };
+            if target_infos.iter().any(|i| i.identity == Some(identity)) {
+                return Err(UpdaterError::Refused(format!(
+                    "a slot of group {target} is the same storage as {group}/{class} ({})",
+                    spec.path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_and_verify<R: Read>(
+    mut reader: BundleReader<R>,
+    manifest: &Manifest,
+    specs: &[&SlotSpec],
+    targets: &[SlotTarget],
+    route: &HashMap<String, usize>,
+    progress: &Progress,
+) -> Result<()> {
+    let total: u64 = manifest.components.iter().map(|c| c.size).sum();
+    progress.begin("install", total);
+    pipeline::stream(&mut reader, targets, route, progress)?;
+    progress.end();
+    // The archive must end exactly where the manifest says, seek table included.
+    reader.finish()?;
+    for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
+        if spec.is_regular_file() {
+            // A file slot holds exactly the image, so it compares byte for byte.
+            target
+                .file
+                .set_len(component.size)
+                .map_err(UpdaterError::io(format!("truncating slot {}", target.name)))?;
+        }
+        readback::make_durable(&target.file, &target.name)?;
+    }
+    progress.begin("read-back", total);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
+        readback::verify(
+            &spec.path,
+            &target.name,
+            component,
+            manifest.chunk_size,
+            threads,
+            progress,
+        )?;
+    }
+    progress.end();
+    Ok(())
+}
+
+fn record_failure(
+    store: &StateDir,
+    state: &mut State,
+    target: Group,
+    manifest: &Manifest,
+    err: &UpdaterError,
+) {
+    if let Some(last) = &mut state.last_install {
+        last.result = InstallResult::Failed;
+        last.time = now();
+        last.error = Some(err.to_string());
+    }
+    state.record(
+        "install-failed",
+        target,
+        Some(&manifest.version.to_string()),
+        Some(err.to_string()),
+    );
+    // The install already failed; a state write error must not hide that error.
+    let _ = store.save(state);
+}

@@ -1,0 +1,72 @@
+//! Whether a verified manifest may be installed on this device, into this group: decided before
+//! anything is written.
+use bundle::Manifest;
+
+use crate::error::{Result, UpdaterError};
+use crate::slots::{Group, GroupSlots, SlotInfo};
+use crate::state::State;
+
+pub struct Policy<'a> {
+    pub compatible: &'a str,
+    pub booted: Group,
+    pub allow_downgrade: bool,
+}
+
+impl Policy<'_> {
+    pub fn check(&self, manifest: &Manifest, state: &State) -> Result<()> {
+        if manifest.compatible != self.compatible {
+            return Err(UpdaterError::Incompatible(format!(
+                "bundle is for '{}', this device is '{}'",
+                manifest.compatible, self.compatible
+            )));
+        }
+        if manifest.security_version < state.security_floor {
+            return Err(UpdaterError::Incompatible(format!(
+                "bundle security version {} is below this device's floor {} (never allowed)",
+                manifest.security_version, state.security_floor
+            )));
+        }
+        if let Some(running) = state.version_of(self.booted) {
+            let running = semver::Version::parse(running).map_err(|e| {
+                UpdaterError::Incompatible(format!(
+                    "recorded version '{running}' of group {}: {e}",
+                    self.booted
+                ))
+            })?;
+            if manifest.version < running && !self.allow_downgrade {
+                return Err(UpdaterError::Incompatible(format!(
+                    "version {} is older than the running {running} (pass --allow-downgrade to install it anyway)",
+                    manifest.version
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every image must have a slot of its class in the target group, and fit in it.
+pub fn check_slots(
+    manifest: &Manifest,
+    target: Group,
+    slots: &GroupSlots,
+    info: &[SlotInfo],
+) -> Result<()> {
+    for component in &manifest.components {
+        let class = component.slot_class.as_deref().unwrap_or_default();
+        let Some(index) = slots.keys().position(|k| k == class) else {
+            return Err(UpdaterError::Incompatible(format!(
+                "bundle has an image for slot class '{class}', but group {target} has no such slot (it has: {})",
+                slots.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        if let Some(capacity) = info[index].capacity {
+            if component.size > capacity {
+                return Err(UpdaterError::Incompatible(format!(
+                    "image '{}' is {} bytes, slot {target}/{class} holds only {capacity}",
+                    component.name, component.size
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! Slot groups (A, B and the recovery group R), the slots inside them, and which group is booted.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, UpdaterError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Group {
+    A,
+    B,
+    R,
+}
+
+impl Group {
+    pub const ALL: [Group; 3] = [Group::A, Group::B, Group::R];
+
+    /// The other member of the A/B pair; from R, an install goes to A.
+    pub fn other(self) -> Group {
+        match self {
+            Group::A => Group::B,
+            Group::B | Group::R => Group::A,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::A => "A",
+            Group::B => "B",
+            Group::R => "R",
+        }
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Group {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "A" | "a" => Ok(Group::A),
+            "B" | "b" => Ok(Group::B),
+            "R" | "r" => Ok(Group::R),
+            _ => Err(format!("'{s}' is not a slot group (A, B or R)")),
+        }
+    }
+}
+
+/// Where a slot lives: a block device, or a plain file (tests, images on a data partition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotSpec {
+    pub path: PathBuf,
+    /// Capacity of a file slot; a block device's capacity is its size.
+    pub size: Option<u64>,
+}
+
+/// The slots of one group, by slot class (rootfs, app, ...).
+pub type GroupSlots = BTreeMap<String, SlotSpec>;
+
+/// What the updater needs to know about a slot before writing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub capacity: Option<u64>,
+    /// Device and inode (or device number) naming the storage, when it exists.
+    pub identity: Option<(u64, u64)>,
+}
+
+impl SlotSpec {
+    pub fn inspect(&self) -> Result<SlotInfo> {
+        let meta = match fs::metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(SlotInfo {
+                    capacity: self.size,
+                    identity: None,
+                })
+            }
+            Err(e) => return Err(UpdaterError::io(format!("slot {}", self.path.display()))(e)),
+        };
+        let file_type = meta.file_type();
+        if file_type.is_block_device() {
+            let mut device = File::open(&self.path)
+                .map_err(UpdaterError::io(format!("slot {}", self.path.display())))?;
+            let size = device
+                .seek(SeekFrom::End(0))
+                .map_err(UpdaterError::io(format!("slot {}", self.path.display())))?;
+            Ok(SlotInfo {
+                capacity: Some(self.size.map_or(size, |s| s.min(size))),
+                identity: Some((u64::MAX, meta.rdev())),
+            })
+        } else if file_type.is_dir() {
+            Err(UpdaterError::Incompatible(format!(
+                "slot {} is a folder",
+                self.path.display()
+            )))
+        } else {
+            Ok(SlotInfo {
+                capacity: self.size,
+                identity: Some((meta.dev(), meta.ino())),
+            })
+        }
+    }
+
+    /// Opens for writing without truncating: nothing changes until the first chunk is written.
+    pub fn open_for_write(&self) -> Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create(!self.is_block_device())
+            .truncate(false)
+            .open(&self.path)
+            .map_err(UpdaterError::io(format!(
+                "opening slot {} for writing",
+                self.path.display()
+            )))
+    }
+
+    pub fn is_regular_file(&self) -> bool {
+        fs::metadata(&self.path).is_ok_and(|m| m.is_file())
+    }
+
+    fn is_block_device(&self) -> bool {
+        fs::metadata(&self.path).is_ok_and(|m| m.file_type().is_block_device())
+    }
+}
+
+/// The booted group from a kernel command line: `updater.slot=X`, or RAUC's `rauc.slot=X`.
+pub fn booted_from_cmdline(cmdline: &str) -> Result<Option<Group>> {
+    for word in cmdline.split_ascii_whitespace() {
+        if let Some(value) = word
+            .strip_prefix("updater.slot=")
+            .or_else(|| word.strip_prefix("rauc.slot="))
+        {
+            return value.parse().map(Some).map_err(|e| {
+                UpdaterError::UnknownBootedGroup(format!("kernel command line: {e}"))
+            });
+        }
+    }
+    Ok(None)
+}
+
+pub fn read_kernel_cmdline(path: &Path) -> Result<String> {
+    fs::read_to_string(path).map_err(UpdaterError::io(format!("reading {}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_names_the_booted_group() {
+        assert_eq!(
+            booted_from_cmdline("root=/dev/vda2 updater.slot=B quiet").unwrap(),
+            Some(Group::B)
+        );
+        assert_eq!(booted_from_cmdline("rauc.slot=A").unwrap(), Some(Group::A));
+        assert_eq!(booted_from_cmdline("quiet").unwrap(), None);
+        let err = booted_from_cmdline("updater.slot=C")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "cannot tell which group is booted: kernel command line: 'C' is not a slot group (A, B or R)");
+    }
+
+    #[test]
+    fn file_slot_capacity_comes_from_config_and_identity_from_the_inode() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SlotSpec {
+            path: dir.path().join("a.img"),
+            size: Some(10),
+        };
+        assert_eq!(
+            spec.inspect().unwrap(),
+            SlotInfo {
+                capacity: Some(10),
+                identity: None
+            }
+        );
+        fs::write(&spec.path, b"x").unwrap();
+        assert!(spec.inspect().unwrap().identity.is_some());
+        let dir_spec = SlotSpec {
+            path: dir.path().to_path_buf(),
+            size: None,
+        };
+        assert!(dir_spec
+            .inspect()
+            .unwrap_err()
+            .to_string()
+            .contains("is a folder"));
+    }
+}

@@ -1,0 +1,184 @@
+//! What the updater remembers between runs, in `<state_dir>/state.json`: the version installed in
+//! each group, the security-version floor, the last install's outcome and an event log. Every
+//! change replaces the file atomically.
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, UpdaterError};
+use crate::fsutil::atomic_write;
+use crate::slots::Group;
+
+const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+/// The event log keeps this many entries, newest last.
+const MAX_EVENTS: usize = 200;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    #[serde(default)]
+    pub groups: BTreeMap<Group, GroupRecord>,
+    /// Bundles with a lower security_version are refused; raised only by mark-good.
+    #[serde(default)]
+    pub security_floor: u64,
+    #[serde(default)]
+    pub last_install: Option<InstallRecord>,
+    #[serde(default)]
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// None while the group is being written or after a failed install.
+    pub version: Option<String>,
+    #[serde(default)]
+    pub security_version: u64,
+    pub installed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallRecord {
+    pub target: Group,
+    pub version: String,
+    pub result: InstallResult,
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstallResult {
+    Installing,
+    Installed,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub time: String,
+    pub event: String,
+    pub group: Group,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+pub fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// The state folder, held exclusively while an updater command changes anything.
+pub struct StateDir {
+    path: PathBuf,
+    _lock: Option<Flock<File>>,
+}
+
+impl StateDir {
+    /// For reading only (status): no lock, no folder created.
+    pub fn open_read_only(path: &Path) -> StateDir {
+        StateDir {
+            path: path.to_path_buf(),
+            _lock: None,
+        }
+    }
+
+    /// For changes: creates the folder and takes the lock, or says who holds it.
+    pub fn lock(path: &Path) -> Result<StateDir> {
+        fs::create_dir_all(path).map_err(UpdaterError::io(format!(
+            "creating state folder {}",
+            path.display()
+        )))?;
+        let lock_path = path.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(UpdaterError::io(format!("opening {}", lock_path.display())))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|_| UpdaterError::Busy(lock_path.display().to_string()))?;
+        Ok(StateDir {
+            path: path.to_path_buf(),
+            _lock: Some(lock),
+        })
+    }
+
+    pub fn load(&self) -> Result<State> {
+        let path = self.path.join(STATE_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| UpdaterError::Io {
+                context: format!("reading {}", path.display()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(UpdaterError::io(format!("reading {}", path.display()))(e)),
+        }
+    }
+
+    pub fn save(&self, state: &State) -> Result<()> {
+        debug_assert!(self._lock.is_some(), "state saved without the lock");
+        let json = serde_json::to_vec_pretty(state).expect("state serializes");
+        atomic_write(&self.path.join(STATE_FILE), &json)
+    }
+}
+
+impl State {
+    pub fn record(
+        &mut self,
+        event: &str,
+        group: Group,
+        version: Option<&str>,
+        message: Option<String>,
+    ) {
+        self.events.push(Event {
+            time: now(),
+            event: event.into(),
+            group,
+            version: version.map(Into::into),
+            message,
+        });
+        let excess = self.events.len().saturating_sub(MAX_EVENTS);
+        self.events.drain(..excess);
+    }
+
+    pub fn version_of(&self, group: Group) -> Option<&str> {
+        self.groups.get(&group).and_then(|g| g.version.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_loads_and_caps_the_event_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::lock(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap(), State::default());
+        let mut state = State::default();
+        for _ in 0..MAX_EVENTS + 5 {
+            state.record("mark-good", Group::A, Some("1.0.0"), None);
+        }
+        store.save(&state).unwrap();
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.events.len(), MAX_EVENTS);
+        assert_eq!(loaded, state);
+    }
+
+    #[test]
+    fn a_second_writer_is_told_the_folder_is_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateDir::lock(dir.path()).unwrap();
+        let err = StateDir::lock(dir.path()).err().unwrap();
+        assert!(
+            err.to_string().starts_with("another updater holds"),
+            "{err}"
+        );
+    }
+}
