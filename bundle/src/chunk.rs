@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(buf.len(), 1000);
         assert_eq!(
             err.to_string(),
-            "chunk 3 of component 'rootfs' does not match its signed SHA-256"
+            "bundle is corrupt: chunk 3 of component 'rootfs' does not match its signed SHA-256"
         );
     }
 }

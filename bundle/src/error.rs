@@ -48,7 +48,7 @@ pub enum BundleError {
     OversizedEntry { name: String, size: u64, limit: u64 },
     #[error("manifest is invalid: {0}")]
     InvalidManifest(String),
-    #[error("chunk {chunk} of component '{component}' does not match its signed SHA-256")]
+    #[error("bundle is corrupt: chunk {chunk} of component '{component}' does not match its signed SHA-256")]
     ChunkMismatch { component: String, chunk: u64 },
     #[error("signature is not valid for any trusted key{detail}")]
     SignatureInvalid { detail: String },

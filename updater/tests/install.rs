@@ -1,0 +1,604 @@
+//! `updater` as a device runs it: the example config from docs/config.md, real files as slots, the
+//! binary itself. Every refused install is checked for its exit code, its one-line message, and
+//! that the running system and the recovery group were not touched.
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use bundle::craft::{assemble, entries_of, signature_entry, RawEntry};
+use bundle::{create_bundle, BundleInput, CreateOptions, ImageInput, SeekTable, SigningKey};
+use serde_json::Value;
+
+const CONFIG: &str = r#"
+compatible = "acme-robot"
+keyring = "keys"            # a .pub file or a folder of them
+state_dir = "state"
+
+[bootloader]
+backend = "file"
+path = "state/bootloader.env"
+
+[boot]
+booted = "A"                # for tests; on a device it comes from the kernel command line
+
+[slots.A]
+rootfs = "slots/rootfs-a.img"
+[slots.B]
+rootfs = "slots/rootfs-b.img"
+[slots.R]
+rootfs = "slots/rootfs-r.img"
+"#;
+
+struct Device {
+    dir: tempfile::TempDir,
+    key: SigningKey,
+}
+
+fn image(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i / 7) as u8).wrapping_mul(seed) ^ (i % 251) as u8)
+        .collect()
+}
+
+impl Device {
+    fn new() -> Device {
+        Self::with_config(CONFIG)
+    }
+
+    fn with_config(config: &str) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
+        fs::create_dir_all(dir.path().join("keys")).unwrap();
+        fs::create_dir_all(dir.path().join("slots")).unwrap();
+        fs::write(
+            dir.path().join("keys/release.pub"),
+            key.public_key().to_pem(),
+        )
+        .unwrap();
+        for (slot, content) in [
+            ("rootfs-a.img", "running system A"),
+            ("rootfs-b.img", "old B"),
+            ("rootfs-r.img", "recovery"),
+        ] {
+            fs::write(dir.path().join("slots").join(slot), content).unwrap();
+        }
+        fs::write(dir.path().join("system.toml"), config).unwrap();
+        Device { dir, key }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn bundle_with(
+        &self,
+        name: &str,
+        compatible: &str,
+        version: &str,
+        security: u64,
+        images: &[(&str, Vec<u8>)],
+    ) -> PathBuf {
+        let mut inputs = Vec::new();
+        for (class, data) in images {
+            let path = self.path(&format!("{name}-{class}.img"));
+            fs::write(&path, data).unwrap();
+            inputs.push(ImageInput {
+                slot_class: class.to_string(),
+                path,
+            });
+        }
+        let input = BundleInput {
+            compatible: compatible.into(),
+            version: version.parse().unwrap(),
+            security_version: security,
+            images: inputs,
+        };
+        let out = self.path(name);
+        create_bundle(&input, &[&self.key], &out, &CreateOptions::default()).unwrap();
+        out
+    }
+
+    fn bundle(&self, version: &str) -> (PathBuf, Vec<u8>) {
+        let rootfs = image(2 * 1024 * 1024 + 4321, 3);
+        let path = self.bundle_with(
+            &format!("v{version}.zst"),
+            "acme-robot",
+            version,
+            0,
+            &[("rootfs", rootfs.clone())],
+        );
+        (path, rootfs)
+    }
+
+    fn write_bundle(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn updater(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_updater"))
+            .arg("--config")
+            .arg(self.path("system.toml"))
+            .arg("--quiet")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn install(&self, bundle: &Path) -> Output {
+        self.updater(&["install", bundle.to_str().unwrap()])
+    }
+
+    fn status(&self) -> Value {
+        let out = self.updater(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn slot(&self, name: &str) -> Vec<u8> {
+        fs::read(self.path(&format!("slots/rootfs-{name}.img"))).unwrap()
+    }
+
+    fn set_booted(&self, group: &str) {
+        let text = fs::read_to_string(self.path("system.toml")).unwrap();
+        let text = text.replace("booted = \"A\"", &format!("booted = \"{group}\""));
+        fs::write(self.path("system.toml"), text).unwrap();
+    }
+
+    fn snapshot(&self) -> Vec<Option<Vec<u8>>> {
+        [
+            "slots/rootfs-a.img",
+            "slots/rootfs-b.img",
+            "slots/rootfs-r.img",
+            "state/bootloader.env",
+        ]
+        .iter()
+        .map(|p| fs::read(self.path(p)).ok())
+        .collect()
+    }
+}
+
+/// The failure is one line naming the cause, with the class's exit code.
+fn assert_fails(out: &Output, code: i32, message: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.starts_with("updater: error: "), "{stderr}");
+    assert!(
+        stderr.contains(message),
+        "'{stderr}' does not contain '{message}'"
+    );
+}
+
+/// Running system and recovery untouched, target not bootable, next boot still A.
+fn assert_safe(device: &Device) {
+    assert_eq!(device.slot("a"), b"running system A");
+    assert_eq!(device.slot("r"), b"recovery");
+    let status = device.status();
+    assert_eq!(status["next"], "A");
+    assert_eq!(status["slots"]["B"]["bootable"], false);
+    assert_eq!(status["slots"]["A"]["bootable"], true);
+}
+
+/// Refused before anything was written: the device is exactly as it was.
+fn assert_refused_untouched(device: &Device, bundle: &Path, code: i32, message: &str) {
+    let before = device.snapshot();
+    assert_fails(&device.install(bundle), code, message);
+    assert_eq!(device.snapshot(), before, "something was written");
+    assert_safe(device);
+}
+
+#[test]
+fn install_writes_the_inactive_group_byte_for_byte_and_makes_it_next() {
+    let device = Device::new();
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    let out = device.install(&bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("installed 1.1.0 into group B"));
+    assert_eq!(device.slot("b"), rootfs);
+    assert_eq!(device.slot("a"), b"running system A");
+    assert_eq!(device.slot("r"), b"recovery");
+    let status = device.status();
+    assert_eq!(status["booted"], "A");
+    assert_eq!(status["next"], "B");
+    assert_eq!(
+        status["slots"]["B"],
+        serde_json::json!({"bootable": true, "good": false, "tries": 2, "version": "1.1.0"})
+    );
+    assert_eq!(status["slots"]["A"]["good"], true);
+    assert_eq!(status["slots"]["R"]["bootable"], true);
+    assert_eq!(status["last_install"]["result"], "installed");
+}
+
+#[test]
+fn install_from_standard_input() {
+    let device = Device::new();
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_updater"))
+        .arg("--config")
+        .arg(device.path("system.toml"))
+        .args(["install", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&fs::read(bundle).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("install: 100%"),
+        "plain progress lines off a terminal"
+    );
+    assert_eq!(device.slot("b"), rootfs);
+}
+
+#[test]
+fn mark_good_after_booting_the_new_group_and_mark_bad_falls_back() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    assert!(device.install(&bundle).status.success());
+    device.set_booted("B");
+    assert!(device.updater(&["mark-good"]).status.success());
+    let status = device.status();
+    assert_eq!(status["slots"]["B"]["good"], true);
+    assert_eq!(status["next"], "B");
+    assert!(device.updater(&["mark-bad", "B"]).status.success());
+    let status = device.status();
+    assert_eq!(status["slots"]["B"]["bootable"], false);
+    assert_eq!(status["next"], "A");
+    assert_fails(
+        &device.updater(&["mark-good", "R"]),
+        1,
+        "R has no boot state",
+    );
+}
+
+#[test]
+fn wrong_key_is_refused_untouched() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let (other, _) = SigningKey::generate().unwrap();
+    fs::write(device.path("keys/release.pub"), other.public_key().to_pem()).unwrap();
+    assert_refused_untouched(&device, &bundle, 5, "signed by untrusted key");
+}
+
+#[test]
+fn manifest_modified_after_signing_is_refused_untouched() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let mut entries = entries_of(&fs::read(&bundle).unwrap());
+    let text = String::from_utf8(entries[0].data.clone()).unwrap();
+    entries[0].data = text.replace("1.1.0", "9.9.9").into_bytes();
+    let forged = device.write_bundle("forged.zst", &assemble(&entries));
+    assert_refused_untouched(&device, &forged, 5, "modified after it was signed");
+}
+
+#[test]
+fn a_flipped_payload_byte_leaves_the_target_unbootable_and_the_failure_recorded() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let good = fs::read(&bundle).unwrap();
+    let table = SeekTable::from_bundle_tail(&good).unwrap();
+    // Frame 3 is the rootfs's first chunk, frame 5 its last (after a full chunk).
+    for frame in [3, 5] {
+        let (offset, entry) = table.offsets().nth(frame).unwrap();
+        let mut bad = good.clone();
+        bad[(offset + u64::from(entry.compressed) / 2) as usize] ^= 1;
+        let path = device.write_bundle("flipped.zst", &bad);
+        assert_fails(&device.install(&path), 4, "bundle is corrupt");
+        assert_safe(&device);
+        let status = device.status();
+        assert_eq!(status["last_install"]["result"], "failed");
+        assert_eq!(status["slots"]["B"]["version"], Value::Null);
+    }
+}
+
+#[test]
+fn truncated_bundles_are_refused() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let good = fs::read(&bundle).unwrap();
+    let table = SeekTable::from_bundle_tail(&good).unwrap();
+    let mut cuts: Vec<usize> = table.offsets().map(|(o, _)| o as usize).skip(1).collect();
+    cuts.extend(
+        table
+            .offsets()
+            .map(|(o, e)| (o + u64::from(e.compressed) / 2) as usize),
+    );
+    cuts.push(good.len() - table.encode().len());
+    cuts.push(good.len() - 3);
+    for cut in cuts {
+        let path = device.write_bundle("cut.zst", &good[..cut]);
+        assert_fails(&device.install(&path), 4, "bundle is truncated");
+        assert_safe(&device);
+    }
+}
+
+#[test]
+fn malformed_archives_are_refused_untouched() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let good = entries_of(&fs::read(&bundle).unwrap());
+    let variant = |edit: &dyn Fn(&mut Vec<RawEntry>)| {
+        let mut e = good.clone();
+        edit(&mut e);
+        assemble(&e)
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            variant(&|e| e.insert(0, RawEntry::new("evil.sh", "x"))),
+            "unexpected archive entry 'evil.sh'",
+        ),
+        (
+            variant(&|e| e.insert(1, e[0].clone())),
+            "unexpected archive entry 'manifest.toml' (expected 'manifest.sig')",
+        ),
+        (
+            variant(&|e| e[0].name = "../manifest.toml".into()),
+            "archive entry '../manifest.toml' has an unsafe path",
+        ),
+        (
+            variant(&|e| e[1].data = vec![b'#'; 100_000]),
+            "more than the 65536 allowed",
+        ),
+    ];
+    for (bytes, message) in cases {
+        let path = device.write_bundle("bad.zst", &bytes);
+        assert_refused_untouched(&device, &path, 4, message);
+    }
+    // A duplicate image entry is only found once the first copy was written: the target stays
+    // unbootable and the failure is recorded.
+    let duplicate = device.write_bundle("dup.zst", &variant(&|e| e.insert(3, e[2].clone())));
+    assert_fails(
+        &device.install(&duplicate),
+        4,
+        "unexpected archive entry 'rootfs.img' (expected the end of the archive)",
+    );
+    assert_safe(&device);
+}
+
+#[test]
+fn a_signed_manifest_that_does_not_parse_or_names_an_unknown_class_is_refused_untouched() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let mut entries = entries_of(&fs::read(&bundle).unwrap());
+    entries[0].data = b"compatible = \"acme-robot\"\nversion = ".to_vec();
+    entries[1].data = signature_entry(&entries[0].data, &device.key);
+    let unparsable = device.write_bundle("unparsable.zst", &assemble(&entries));
+    assert_refused_untouched(&device, &unparsable, 4, "manifest is invalid");
+
+    let app = device.bundle_with(
+        "app.zst",
+        "acme-robot",
+        "1.1.0",
+        0,
+        &[("app", image(1000, 1))],
+    );
+    assert_refused_untouched(
+        &device,
+        &app,
+        6,
+        "image for slot class 'app', but group B has no such slot",
+    );
+}
+
+#[test]
+fn another_device_s_bundle_is_refused_untouched() {
+    let device = Device::new();
+    let other = device.bundle_with(
+        "other.zst",
+        "other-robot",
+        "1.1.0",
+        0,
+        &[("rootfs", image(1000, 1))],
+    );
+    assert_refused_untouched(
+        &device,
+        &other,
+        6,
+        "bundle is for 'other-robot', this device is 'acme-robot'",
+    );
+}
+
+#[test]
+fn downgrades_need_permission_and_the_security_floor_is_never_crossed() {
+    let device = Device::new();
+    let v2 = device.bundle_with(
+        "v2.zst",
+        "acme-robot",
+        "2.0.0",
+        1,
+        &[("rootfs", image(5000, 2))],
+    );
+    assert!(device.install(&v2).status.success());
+    device.set_booted("B");
+    // The floor rises only when the group carrying security version 1 is marked good.
+    assert_eq!(device.status()["security_floor"], 0);
+    assert!(device.updater(&["mark-good"]).status.success());
+    assert_eq!(device.status()["security_floor"], 1);
+
+    let v1 = device.bundle_with(
+        "v1.zst",
+        "acme-robot",
+        "1.5.0",
+        1,
+        &[("rootfs", image(5000, 1))],
+    );
+    let before = device.snapshot();
+    assert_fails(
+        &device.install(&v1),
+        6,
+        "version 1.5.0 is older than the running 2.0.0",
+    );
+    assert_eq!(device.snapshot(), before);
+    let out = device.updater(&["install", "--allow-downgrade", v1.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(device.slot("a"), image(5000, 1));
+
+    let insecure = device.bundle_with(
+        "v0.zst",
+        "acme-robot",
+        "3.0.0",
+        0,
+        &[("rootfs", image(5000, 0))],
+    );
+    let before = device.snapshot();
+    let out = device.updater(&["install", "--allow-downgrade", insecure.to_str().unwrap()]);
+    assert_fails(&out, 6, "security version 0 is below this device's floor 1");
+    assert_eq!(device.snapshot(), before);
+}
+
+#[test]
+fn an_image_larger_than_its_slot_is_refused_untouched() {
+    let config = CONFIG.replace(
+        "rootfs = \"slots/rootfs-b.img\"",
+        "rootfs = { path = \"slots/rootfs-b.img\", size = 1048576 }",
+    );
+    let device = Device::with_config(&config);
+    let (bundle, _) = device.bundle("1.1.0");
+    assert_refused_untouched(
+        &device,
+        &bundle,
+        6,
+        "image 'rootfs' is 2101473 bytes, slot B/rootfs holds only 1048576",
+    );
+}
+
+#[test]
+fn an_unwritable_slot_is_refused() {
+    let config = CONFIG.replace("slots/rootfs-b.img", "slots/rootfs-a.img/b.img");
+    let device = Device::with_config(&config);
+    let (bundle, _) = device.bundle("1.1.0");
+    let before = device.snapshot();
+    assert_fails(
+        &device.install(&bundle),
+        7,
+        "rootfs-a.img/b.img: Not a directory",
+    );
+    assert_eq!(device.snapshot(), before);
+    assert_safe(&device);
+
+    // sysfs refuses writers even to root: a read-only device node behaves the same.
+    let config = CONFIG.replace("slots/rootfs-b.img", "/sys/kernel/notes");
+    let device = Device::with_config(&config);
+    let (bundle, _) = device.bundle("1.1.0");
+    let before = device.snapshot();
+    assert_fails(
+        &device.install(&bundle),
+        7,
+        "opening slot /sys/kernel/notes for writing: Permission denied",
+    );
+    assert_eq!(device.snapshot(), before);
+    assert_safe(&device);
+}
+
+#[test]
+fn a_full_disk_leaves_the_target_unbootable() {
+    let config = CONFIG.replace("slots/rootfs-b.img", "/dev/full");
+    let device = Device::with_config(&config);
+    let (bundle, _) = device.bundle("1.1.0");
+    assert_fails(
+        &device.install(&bundle),
+        7,
+        "writing slot B/rootfs: No space left on device",
+    );
+    assert_safe(&device);
+    assert_eq!(device.status()["last_install"]["result"], "failed");
+}
+
+#[test]
+fn missing_config_or_keyring_is_a_config_error() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    fs::remove_dir_all(device.path("keys")).unwrap();
+    assert_refused_untouched(&device, &bundle, 3, "keyring: keyring");
+    fs::create_dir(device.path("keys")).unwrap();
+    assert_refused_untouched(&device, &bundle, 3, "no trusted public key in");
+    fs::remove_file(device.path("system.toml")).unwrap();
+    let out = device.install(&bundle);
+    assert_fails(&out, 3, "system.toml: No such file or directory");
+}
+
+#[test]
+fn recovery_is_written_only_when_named_and_the_booted_group_never() {
+    let device = Device::new();
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    assert_fails(
+        &device.updater(&["install", "--target", "A", bundle.to_str().unwrap()]),
+        1,
+        "group A is the booted group",
+    );
+    assert_eq!(device.slot("r"), b"recovery");
+    let out = device.updater(&["install", "--target", "R", bundle.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(device.slot("r"), rootfs);
+    assert_eq!(device.slot("a"), b"running system A");
+    assert_eq!(device.slot("b"), b"old B");
+}
+
+#[test]
+fn a_group_with_rootfs_and_app_slots_takes_both_images() {
+    let config = CONFIG
+        .replace(
+            "rootfs = \"slots/rootfs-a.img\"",
+            "rootfs = \"slots/rootfs-a.img\"\napp = \"slots/app-a.img\"",
+        )
+        .replace(
+            "rootfs = \"slots/rootfs-b.img\"",
+            "rootfs = \"slots/rootfs-b.img\"\napp = \"slots/app-b.img\"",
+        );
+    let device = Device::with_config(&config);
+    let rootfs = image(3_000_000, 5);
+    let app = image(1_500_000, 6);
+    let bundle = device.bundle_with(
+        "both.zst",
+        "acme-robot",
+        "1.1.0",
+        0,
+        &[("rootfs", rootfs.clone()), ("app", app.clone())],
+    );
+    let out = device.install(&bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(device.slot("b"), rootfs);
+    assert_eq!(fs::read(device.path("slots/app-b.img")).unwrap(), app);
+}
+
+#[test]
+fn a_slot_shared_with_the_running_group_is_refused() {
+    let config = CONFIG.replace("slots/rootfs-b.img", "slots/../slots/rootfs-a.img");
+    let device = Device::with_config(&config);
+    let (bundle, _) = device.bundle("1.1.0");
+    assert_refused_untouched(&device, &bundle, 1, "is the same storage as A/rootfs");
+}
