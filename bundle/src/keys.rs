@@ -14,6 +14,15 @@ use crate::BundleError;
 const PRIVATE_LABEL: &str = "PRIVATE KEY";
 const PUBLIC_LABEL: &str = "PUBLIC KEY";
 /// DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows.
+/// DER prefix of an Ed25519 PKCS#8 v1 private key (RFC 8410, as OpenSSL writes it); the 32-byte
+/// seed follows. ring writes v2 (with the public key appended), which OpenSSL 3.0 cannot read.
+const PKCS8_V1_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+/// The same prefix in ring's v2 documents (length and version differ).
+const PKCS8_V2_PREFIX: [u8; 16] = [
+    0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
 const SPKI_ED25519_PREFIX: [u8; 12] = [
     0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
 ];
@@ -58,9 +67,15 @@ impl SigningKey {
     pub fn generate() -> Result<(Self, String), BundleError> {
         let document = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| BundleError::BadInput("the system random generator failed".into()))?;
-        let pem = pem_encode(PRIVATE_LABEL, document.as_ref());
-        let key = Self::from_pkcs8(document.as_ref(), Path::new("<generated>"))?;
-        Ok((key, pem))
+        let seed = document
+            .as_ref()
+            .strip_prefix(&PKCS8_V2_PREFIX[..])
+            .map(|rest| &rest[..32])
+            .expect("ring writes Ed25519 PKCS#8 v2 documents");
+        let mut v1 = PKCS8_V1_PREFIX.to_vec();
+        v1.extend_from_slice(seed);
+        let key = Self::from_pkcs8(&v1, Path::new("<generated>"))?;
+        Ok((key, pem_encode(PRIVATE_LABEL, &v1)))
     }
 
     pub fn load(path: &Path) -> Result<Self, BundleError> {

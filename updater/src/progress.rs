@@ -66,15 +66,11 @@ impl Progress {
     }
 
     fn show(&self, step: &mut Step) {
-        let percent = if step.total == 0 {
-            100
-        } else {
-            step.done * 100 / step.total
-        };
+        let percent = (step.done * 100).checked_div(step.total).unwrap_or(100);
         let due = match self.style {
             Style::Quiet => false,
             Style::Bar => step.shown != Some(percent),
-            Style::Lines => step.shown.is_none_or(|shown| percent / 10 > shown / 10),
+            Style::Lines => step.shown.map_or(true, |shown| percent / 10 > shown / 10),
         };
         if !due {
             return;

@@ -41,7 +41,7 @@ pub fn status(config: &Config) -> Result<Status> {
             let counters = boot.group(group).copied();
             let status = GroupStatus {
                 bootable: boot.is_bootable(group),
-                good: counters.is_none_or(|c| c.good),
+                good: counters.map_or(true, |c| c.good),
                 tries: counters.map_or(0, |c| c.tries),
                 version: state.version_of(group).map(Into::into),
             };

@@ -60,7 +60,7 @@ impl BootState {
     }
 
     pub fn is_bootable(&self, group: Group) -> bool {
-        self.group(group).is_none_or(|g| g.tries > 0)
+        self.group(group).map_or(true, |g| g.tries > 0)
     }
 
     /// The group the bootloader will pick next.

@@ -1,0 +1,230 @@
+//! `bundle-tool` as CI runs it, including keys made by OpenSSL and bundles read by zstd and tar.
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tool(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bundle-tool"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output, code: i32, message: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(message),
+        "'{stderr}' does not contain '{message}'"
+    );
+}
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let image: Vec<u8> = (0..3_000_000u32).map(|i| (i % 7919 / 31) as u8).collect();
+    fs::write(dir.path().join("rootfs.img"), image).unwrap();
+    fs::write(
+        dir.path().join("m.toml"),
+        "compatible = \"acme-robot\"\nversion = \"1.0.0\"\nsecurity_version = 2\n\n[[image]]\nslot_class = \"rootfs\"\nfile = \"rootfs.img\"\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn keygen_create_verify_info() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    let mode = fs::metadata(d.join("release.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    fails(
+        &tool(d, &["keygen", "--out", "release"]),
+        1,
+        "release.key exists; pass --force",
+    );
+
+    let created = ok(&tool(
+        d,
+        &[
+            "create",
+            "--manifest",
+            "m.toml",
+            "--key",
+            "release.key",
+            "--output",
+            "b.zst",
+        ],
+    ));
+    assert!(
+        created.starts_with("created b.zst: version 1.0.0"),
+        "{created}"
+    );
+    let verified = ok(&tool(d, &["verify", "--keyring", "release.pub", "b.zst"]));
+    assert!(verified.contains("OK (version 1.0.0"), "{verified}");
+    let info = ok(&tool(d, &["info", "b.zst"]));
+    assert!(
+        info.contains("security version: 2") && info.contains("rootfs"),
+        "{info}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "b.zst"]))).unwrap();
+    assert_eq!(json["components"][0]["size"], 3_000_000);
+    assert_eq!(json["components"][0]["chunks"], 3);
+    assert_eq!(json["compatible"], "acme-robot");
+}
+
+#[test]
+fn verify_refuses_with_the_class_exit_code() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "a"]));
+    ok(&tool(d, &["keygen", "--out", "b"]));
+    ok(&tool(
+        d,
+        &[
+            "create",
+            "--manifest",
+            "m.toml",
+            "--key",
+            "a.key",
+            "--output",
+            "b.zst",
+        ],
+    ));
+    fails(
+        &tool(d, &["verify", "--keyring", "b.pub", "b.zst"]),
+        5,
+        "signed by untrusted key",
+    );
+    let mut bytes = fs::read(d.join("b.zst")).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    fs::write(d.join("bad.zst"), &bytes).unwrap();
+    fails(
+        &tool(d, &["verify", "--keyring", "a.pub", "bad.zst"]),
+        4,
+        "bundle is corrupt",
+    );
+    fs::write(d.join("junk.zst"), b"junk").unwrap();
+    fails(
+        &tool(d, &["info", "junk.zst"]),
+        4,
+        "bundle is corrupt: no zstd frame at byte 0",
+    );
+    fs::write(d.join("empty.zst"), b"").unwrap();
+    fails(&tool(d, &["info", "empty.zst"]), 4, "bundle is truncated");
+    fails(
+        &tool(d, &["verify", "--keyring", "missing.pub", "b.zst"]),
+        7,
+        "keyring missing.pub",
+    );
+}
+
+#[test]
+fn create_names_bad_input() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "k"]));
+    fs::write(d.join("bad.toml"), "compatible = \"x\"\nversion = \"one\"\n[[image]]\nslot_class = \"rootfs\"\nfile = \"rootfs.img\"\n").unwrap();
+    fails(
+        &tool(
+            d,
+            &[
+                "create",
+                "--manifest",
+                "bad.toml",
+                "--key",
+                "k.key",
+                "--output",
+                "o.zst",
+            ],
+        ),
+        9,
+        "version 'one' is not semver",
+    );
+    fs::write(d.join("missing.toml"), "compatible = \"x\"\nversion = \"1.0.0\"\n[[image]]\nslot_class = \"rootfs\"\nfile = \"nope.img\"\n").unwrap();
+    fails(
+        &tool(
+            d,
+            &[
+                "create",
+                "--manifest",
+                "missing.toml",
+                "--key",
+                "k.key",
+                "--output",
+                "o.zst",
+            ],
+        ),
+        7,
+        "nope.img",
+    );
+    fs::write(d.join("k2.key"), "not a key").unwrap();
+    fails(
+        &tool(
+            d,
+            &[
+                "create",
+                "--manifest",
+                "m.toml",
+                "--key",
+                "k2.key",
+                "--output",
+                "o.zst",
+            ],
+        ),
+        9,
+        "key file k2.key",
+    );
+    assert!(!d.join("o.zst").exists());
+}
+
+#[test]
+fn keys_made_by_openssl_sign_and_verify() {
+    let dir = workspace();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .current_dir(d)
+            .args(args)
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success());
+    };
+    run(&["genpkey", "-algorithm", "ed25519", "-out", "ossl.key"]);
+    run(&["pkey", "-in", "ossl.key", "-pubout", "-out", "ossl.pub"]);
+    ok(&tool(
+        d,
+        &[
+            "create",
+            "--manifest",
+            "m.toml",
+            "--key",
+            "ossl.key",
+            "--output",
+            "b.zst",
+        ],
+    ));
+    ok(&tool(d, &["verify", "--keyring", "ossl.pub", "b.zst"]));
+    // ...and our public key is one OpenSSL reads.
+    ok(&tool(d, &["keygen", "--out", "ours"]));
+    run(&["pkey", "-pubin", "-in", "ours.pub", "-noout"]);
+    run(&["pkey", "-in", "ours.key", "-noout"]);
+}
