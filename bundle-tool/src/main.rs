@@ -40,7 +40,7 @@ enum Command {
         #[arg(long, value_name = "B.zst")]
         output: PathBuf,
         /// zstd compression level.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = bundle::DEFAULT_LEVEL)]
         level: i32,
         /// Compression threads (default: all cores).
         #[arg(long)]

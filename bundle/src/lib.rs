@@ -27,7 +27,9 @@ pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use manifest::{Component, ComponentKind, Manifest, FORMAT_VERSION};
 pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
-pub use writer::{create_bundle, BundleInput, CreateOptions, CreateReport, ImageInput};
+pub use writer::{
+    create_bundle, BundleInput, CreateOptions, CreateReport, ImageInput, DEFAULT_LEVEL,
+};
 
 /// Bytes of uncompressed image data per chunk and per zstd frame, unless the creator asks otherwise.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;

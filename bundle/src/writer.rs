@@ -83,6 +83,10 @@ impl BundleInput {
     }
 }
 
+/// Per-chunk frames cannot match across chunks, so level 6 is what it takes to be no larger than a
+/// single-stream `zstd -3` (bench/run prints both sizes).
+pub const DEFAULT_LEVEL: i32 = 6;
+
 #[derive(Debug, Clone, Copy)]
 pub struct CreateOptions {
     pub chunk_size: u32,
@@ -94,7 +98,7 @@ impl Default for CreateOptions {
     fn default() -> Self {
         CreateOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
-            level: 3,
+            level: DEFAULT_LEVEL,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }

@@ -12,6 +12,7 @@ mod readback;
 
 use std::collections::HashMap;
 use std::io::Read;
+use std::time::Instant;
 
 use bundle::{BundleReader, Keyring, Manifest};
 use tracing::info;
@@ -171,11 +172,16 @@ fn write_and_verify<R: Read>(
     progress: &Progress,
 ) -> Result<()> {
     let total: u64 = manifest.components.iter().map(|c| c.size).sum();
+    let started = Instant::now();
     progress.begin("install", total);
     pipeline::stream(&mut reader, targets, route, progress)?;
     progress.end();
     // The archive must end exactly where the manifest says, seek table included.
     reader.finish()?;
+    info!(
+        seconds = started.elapsed().as_secs_f64(),
+        "streamed and verified"
+    );
     for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
         if spec.is_regular_file() {
             // A file slot holds exactly the image, so it compares byte for byte.
@@ -186,6 +192,7 @@ fn write_and_verify<R: Read>(
         }
         readback::make_durable(&target.file, &target.name)?;
     }
+    info!(seconds = started.elapsed().as_secs_f64(), "synced");
     progress.begin("read-back", total);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
@@ -199,6 +206,7 @@ fn write_and_verify<R: Read>(
         )?;
     }
     progress.end();
+    info!(seconds = started.elapsed().as_secs_f64(), "read back");
     Ok(())
 }
 

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building, testing, the demo and the benchmark need on a Debian 12 machine (as
+# root), and nothing when it is already there. Safe to run again.
+set -euo pipefail
+
+packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificates curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null; then
+  # rustup's installer needs the network beyond the package registries; Debian's toolchain does not.
+  echo "setup: no cargo found; installing Debian's rust toolchain"
+  apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null
+fi
