@@ -181,25 +181,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = r#"
-compatible = "acme-robot"
-keyring = "keys"
-state_dir = "state"
-
-[bootloader]
-backend = "file"
-path = "state/bootloader.env"
-
-[boot]
-booted = "A"
-
-[slots.A]
-rootfs = "slots/rootfs-a.img"
-[slots.B]
-rootfs = "slots/rootfs-b.img"
-[slots.R]
-rootfs = "slots/rootfs-r.img"
-"#;
+    /// The documented example (docs/config.md), as shipped with the demo.
+    const EXAMPLE: &str = include_str!("../../examples/acme-robot/system.toml");
 
     fn load(text: &str) -> Result<Config> {
         let dir = tempfile::tempdir().unwrap();

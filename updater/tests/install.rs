@@ -10,25 +10,8 @@ use bundle::craft::{assemble, entries_of, signature_entry, RawEntry};
 use bundle::{create_bundle, BundleInput, CreateOptions, ImageInput, SeekTable, SigningKey};
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-compatible = "acme-robot"
-keyring = "keys"            # a .pub file or a folder of them
-state_dir = "state"
-
-[bootloader]
-backend = "file"
-path = "state/bootloader.env"
-
-[boot]
-booted = "A"                # for tests; on a device it comes from the kernel command line
-
-[slots.A]
-rootfs = "slots/rootfs-a.img"
-[slots.B]
-rootfs = "slots/rootfs-b.img"
-[slots.R]
-rootfs = "slots/rootfs-r.img"
-"#;
+/// The documented example (docs/config.md), as shipped with the demo.
+const CONFIG: &str = include_str!("../../examples/acme-robot/system.toml");
 
 struct Device {
     dir: tempfile::TempDir,
