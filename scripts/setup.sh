@@ -3,7 +3,8 @@
 # root), and nothing when it is already there. Safe to run again.
 set -euo pipefail
 
-packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificates curl)
+packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificates curl
+  grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    if let Ok(state) = BootState::from_vars(&vars) {
-        let again: BTreeMap<String, String> = state.to_vars().into_iter().collect();
-        assert_eq!(BootState::from_vars(&again).expect("round trip"), state);
+    if let Ok(Some(state)) = BootState::from_vars(&vars, "") {
+        let again: BTreeMap<String, String> = state.to_vars("").into_iter().collect();
+        assert_eq!(BootState::from_vars(&again, "").expect("round trip"), Some(state));
     }
 });

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
 use crate::slots::{booted_from_cmdline, read_kernel_cmdline, Group, GroupSlots, SlotSpec};
 
@@ -27,6 +28,8 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootloaderConfig {
     File { path: PathBuf },
+    Grub { path: PathBuf },
+    Uboot { copies: Vec<Location> },
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +57,10 @@ struct RawConfig {
 struct RawBootloader {
     backend: String,
     path: PathBuf,
+    offset: Option<u64>,
+    size: Option<usize>,
+    redundant_offset: Option<u64>,
+    redundant_path: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -75,6 +82,56 @@ enum RawSlot {
     },
 }
 
+fn bootloader_config(
+    raw: &RawBootloader,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> std::result::Result<BootloaderConfig, String> {
+    let uboot_only = raw.offset.is_some()
+        || raw.size.is_some()
+        || raw.redundant_offset.is_some()
+        || raw.redundant_path.is_some();
+    match raw.backend.as_str() {
+        "file" | "grub" if uboot_only => Err(format!(
+            "offset, size and redundant_* belong to backend \"uboot\", not \"{}\"",
+            raw.backend
+        )),
+        "file" => Ok(BootloaderConfig::File {
+            path: resolve(&raw.path),
+        }),
+        "grub" => Ok(BootloaderConfig::Grub {
+            path: resolve(&raw.path),
+        }),
+        "uboot" => {
+            let size = raw
+                .size
+                .ok_or("backend \"uboot\" needs size (bytes of one copy)")?;
+            if !(16..=16 << 20).contains(&size) {
+                return Err(format!("bootloader.size {size} is out of range"));
+            }
+            let mut copies = vec![Location {
+                path: resolve(&raw.path),
+                offset: raw.offset.unwrap_or(0),
+                size,
+            }];
+            match (raw.redundant_offset, &raw.redundant_path) {
+                (None, None) => {}
+                (offset, path) => copies.push(Location {
+                    path: path.as_deref().map_or_else(|| resolve(&raw.path), resolve),
+                    offset: offset.unwrap_or(0),
+                    size,
+                }),
+            }
+            if copies.len() == 2 && copies[0] == copies[1] {
+                return Err("the redundant copy is at the same place as the first".into());
+            }
+            Ok(BootloaderConfig::Uboot { copies })
+        }
+        other => Err(format!(
+            "unknown bootloader backend '{other}' (known: file, grub, uboot)"
+        )),
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text =
@@ -88,16 +145,7 @@ impl Config {
         if raw.compatible.is_empty() {
             return Err(bad("compatible must not be empty".into()));
         }
-        let bootloader = match raw.bootloader.backend.as_str() {
-            "file" => BootloaderConfig::File {
-                path: resolve(&raw.bootloader.path),
-            },
-            other => {
-                return Err(bad(format!(
-                    "unknown bootloader backend '{other}' (known: file)"
-                )))
-            }
-        };
+        let bootloader = bootloader_config(&raw.bootloader, &resolve).map_err(bad)?;
         let booted = raw
             .boot
             .booted
@@ -211,6 +259,26 @@ mod tests {
     }
 
     #[test]
+    fn uboot_backend_with_a_redundant_copy() {
+        let text = EXAMPLE.replace(
+            "backend = \"file\"\npath = \"state/bootloader.env\"",
+            "backend = \"uboot\"\npath = \"/dev/mmcblk0\"\noffset = 0x3e0000\nsize = 0x20000\nredundant_offset = 0x400000",
+        );
+        let config = load(&text).unwrap();
+        let copy = |offset| Location {
+            path: "/dev/mmcblk0".into(),
+            offset,
+            size: 0x20000,
+        };
+        assert_eq!(
+            config.bootloader,
+            BootloaderConfig::Uboot {
+                copies: vec![copy(0x3e0000), copy(0x400000)]
+            }
+        );
+    }
+
+    #[test]
     fn slot_with_a_size_limit() {
         let text = EXAMPLE.replace(
             "rootfs = \"slots/rootfs-b.img\"",
@@ -228,6 +296,14 @@ mod tests {
             (
                 EXAMPLE.replace("backend = \"file\"", "backend = \"lilo\""),
                 "unknown bootloader backend 'lilo'",
+            ),
+            (
+                EXAMPLE.replace("backend = \"file\"", "backend = \"uboot\""),
+                "backend \"uboot\" needs size",
+            ),
+            (
+                EXAMPLE.replace("backend = \"file\"", "backend = \"grub\"\noffset = 4"),
+                "offset, size and redundant_* belong to backend \"uboot\"",
             ),
             (
                 EXAMPLE.replace("booted = \"A\"", "booted = \"C\""),

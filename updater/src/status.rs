@@ -34,7 +34,7 @@ pub fn status(config: &Config) -> Result<Status> {
     let booted = config.booted_group()?;
     let state = StateDir::open_read_only(&config.state_dir).load()?;
     let bootloader = bootloader::open(config);
-    let boot = bootloader::load_or_initial(&*bootloader, booted, config.boot.tries)?;
+    let boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
     let slots = config
         .groups()
         .map(|group| {
@@ -76,7 +76,7 @@ pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> 
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
     let mut bootloader = bootloader::open(config);
-    let mut boot: BootState = bootloader::load_or_initial(&*bootloader, booted, config.boot.tries)?;
+    let mut boot: BootState = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
     let version = state.version_of(group).map(str::to_string);
     match mark {
         Mark::Good => {

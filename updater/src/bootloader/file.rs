@@ -1,23 +1,28 @@
 //! A plain text file of `KEY=value` lines, replaced atomically: the backend for tests and for
 //! devices whose boot script reads a file. Variables that are not ours are kept.
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
 
-use super::{BootState, Bootloader};
+use super::{Environment, Vars};
 use crate::error::{Result, UpdaterError};
 use crate::fsutil::atomic_write;
 
-pub struct FileBackend {
+pub struct FileEnv {
     path: PathBuf,
 }
 
-impl FileBackend {
+impl FileEnv {
     pub fn new(path: PathBuf) -> Self {
-        FileBackend { path }
+        FileEnv { path }
     }
 
-    fn read_vars(&self) -> Result<Option<BTreeMap<String, String>>> {
+    fn corrupt(&self, what: &str) -> UpdaterError {
+        UpdaterError::Bootloader(format!("{} is corrupt: {what}", self.path.display()))
+    }
+}
+
+impl Environment for FileEnv {
+    fn read(&self) -> Result<Option<Vars>> {
         let text = match fs::read(&self.path) {
             Ok(bytes) => String::from_utf8(bytes).map_err(|_| self.corrupt("not text"))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -28,7 +33,7 @@ impl FileBackend {
                 )))
             }
         };
-        let mut vars = BTreeMap::new();
+        let mut vars = Vars::new();
         for line in text.lines() {
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -36,29 +41,12 @@ impl FileBackend {
             let (key, value) = line
                 .split_once('=')
                 .ok_or_else(|| self.corrupt(&format!("line '{line}' is not KEY=value")))?;
-            vars.insert(key.to_string(), value.to_string());
+            vars.push((key.to_string(), value.to_string()));
         }
         Ok(Some(vars))
     }
 
-    fn corrupt(&self, what: &str) -> UpdaterError {
-        UpdaterError::Bootloader(format!("{} is corrupt: {what}", self.path.display()))
-    }
-}
-
-impl Bootloader for FileBackend {
-    fn load(&self) -> Result<Option<BootState>> {
-        match self.read_vars()? {
-            None => Ok(None),
-            Some(vars) => BootState::from_vars(&vars)
-                .map(Some)
-                .map_err(|e| self.corrupt(&e.to_string().replace("bootloader: ", ""))),
-        }
-    }
-
-    fn store(&mut self, state: &BootState) -> Result<()> {
-        let mut vars = self.read_vars().unwrap_or_default().unwrap_or_default();
-        vars.extend(state.to_vars());
+    fn write(&mut self, vars: &Vars) -> Result<()> {
         let mut text = String::from("# boot state written by updater; see docs/boot-flow.md\n");
         for (key, value) in vars {
             text.push_str(&format!("{key}={value}\n"));
@@ -75,13 +63,14 @@ impl Bootloader for FileBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bootloader::Bootloader;
     use crate::slots::Group;
 
     #[test]
     fn stores_loads_and_keeps_foreign_variables() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("boot.env");
-        let mut backend = FileBackend::new(path.clone());
+        let mut backend = Bootloader::new(Box::new(FileEnv::new(path.clone())), "");
         assert_eq!(backend.load().unwrap(), None);
         fs::write(
             &path,
@@ -102,7 +91,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("boot.env");
         fs::write(&path, "ORDER=A B\ngarbage\n").unwrap();
-        let err = FileBackend::new(path.clone())
+        let err = Bootloader::new(Box::new(FileEnv::new(path.clone())), "")
             .load()
             .unwrap_err()
             .to_string();
@@ -111,10 +100,10 @@ mod tests {
             "{err}"
         );
         fs::write(&path, "ORDER=A B\n").unwrap();
-        let err = FileBackend::new(path).load().unwrap_err().to_string();
-        assert!(
-            err.contains("is corrupt: variable A_LEFT is missing"),
-            "{err}"
-        );
+        let err = Bootloader::new(Box::new(FileEnv::new(path)), "")
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("variable A_LEFT is missing"), "{err}");
     }
 }

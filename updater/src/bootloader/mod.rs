@@ -3,10 +3,14 @@
 //! the updater only ever changes the state through the transitions below, each of which leaves a
 //! group either unbootable or fully written and verified.
 mod file;
+mod grub;
+mod uboot;
 
 use std::collections::BTreeMap;
 
-pub use file::FileBackend;
+pub use file::FileEnv;
+pub use grub::GrubEnv;
+pub use uboot::{Location, UbootEnv};
 
 use crate::config::{BootloaderConfig, Config};
 use crate::error::{Result, UpdaterError};
@@ -97,44 +101,49 @@ impl BootState {
         self.make_unbootable(group);
     }
 
-    /// The variables a bootloader script reads: `ORDER`, `A_LEFT`, `B_LEFT`, `A_OK`, `B_OK`
-    /// (RAUC's names for order and attempts).
-    pub fn to_vars(&self) -> Vec<(String, String)> {
+    /// The variables a bootloader script reads: `<prefix>ORDER`, `<prefix>A_LEFT`,
+    /// `<prefix>B_LEFT`, `<prefix>A_OK`, `<prefix>B_OK`. GRUB and the file backend use no prefix
+    /// (RAUC's GRUB names), U-Boot uses `BOOT_` (RAUC's U-Boot names).
+    pub fn to_vars(&self, prefix: &str) -> Vec<(String, String)> {
         vec![
             (
-                "ORDER".into(),
+                format!("{prefix}ORDER"),
                 format!("{} {}", self.order[0], self.order[1]),
             ),
-            ("A_LEFT".into(), self.a.tries.to_string()),
-            ("B_LEFT".into(), self.b.tries.to_string()),
-            ("A_OK".into(), u8::from(self.a.good).to_string()),
-            ("B_OK".into(), u8::from(self.b.good).to_string()),
+            (format!("{prefix}A_LEFT"), self.a.tries.to_string()),
+            (format!("{prefix}B_LEFT"), self.b.tries.to_string()),
+            (format!("{prefix}A_OK"), u8::from(self.a.good).to_string()),
+            (format!("{prefix}B_OK"), u8::from(self.b.good).to_string()),
         ]
     }
 
-    /// Reads the state back from those variables; anything missing or malformed is an error,
-    /// never silently replaced by a default that could make a group bootable.
-    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Self> {
+    /// Reads the state back from those variables. `None` when none of them is set (an
+    /// environment that was never initialised); anything partial or malformed is an error, never
+    /// silently replaced by a default that could make a group bootable.
+    pub fn from_vars(vars: &BTreeMap<String, String>, prefix: &str) -> Result<Option<Self>> {
+        let names = ["ORDER", "A_LEFT", "B_LEFT", "A_OK", "B_OK"].map(|n| format!("{prefix}{n}"));
+        if names.iter().all(|n| !vars.contains_key(n)) {
+            return Ok(None);
+        }
         let get = |key: &str| {
             vars.get(key)
                 .ok_or_else(|| UpdaterError::Bootloader(format!("variable {key} is missing")))
         };
-        let order: Vec<Group> = get("ORDER")?
+        let [order_key, a_left, b_left, a_ok, b_ok] = &names;
+        let order: Vec<Group> = get(order_key)?
             .split_ascii_whitespace()
             .filter(|g| *g != "R")
             .map(|g| {
                 g.parse::<Group>()
-                    .map_err(|e| UpdaterError::Bootloader(format!("ORDER: {e}")))
+                    .map_err(|e| UpdaterError::Bootloader(format!("{order_key}: {e}")))
             })
             .collect::<Result<_>>()?;
         let order = match order[..] {
-            [first, second] if first != second && first != Group::R && second != Group::R => {
-                [first, second]
-            }
+            [first, second] if first != second => [first, second],
             _ => {
-                return Err(UpdaterError::Bootloader(
-                    "ORDER must name A and B once each".into(),
-                ))
+                return Err(UpdaterError::Bootloader(format!(
+                    "{order_key} must name A and B once each"
+                )))
             }
         };
         let tries = |key: &str| -> Result<u8> {
@@ -155,35 +164,86 @@ impl BootState {
                 ))),
             }
         };
-        Ok(BootState {
+        Ok(Some(BootState {
             order,
             a: GroupBoot {
-                tries: tries("A_LEFT")?,
-                good: flag("A_OK")?,
+                tries: tries(a_left)?,
+                good: flag(a_ok)?,
             },
             b: GroupBoot {
-                tries: tries("B_LEFT")?,
-                good: flag("B_OK")?,
+                tries: tries(b_left)?,
+                good: flag(b_ok)?,
             },
-        })
+        }))
     }
 }
 
-/// One bootloader environment. `load` returns `None` when the environment was never written.
-pub trait Bootloader {
-    fn load(&self) -> Result<Option<BootState>>;
-    fn store(&mut self, state: &BootState) -> Result<()>;
+/// RAUC's U-Boot variable names: `BOOT_ORDER`, `BOOT_A_LEFT`, ...
+pub const UBOOT_PREFIX: &str = "BOOT_";
+
+/// Variables in the order the environment keeps them.
+pub type Vars = Vec<(String, String)>;
+
+/// One bootloader environment's storage: reads and writes variables, keeping the ones that are
+/// not ours. `read` returns `None` when the storage holds no environment at all (never written).
+pub trait Environment {
+    fn read(&self) -> Result<Option<Vars>>;
+    fn write(&mut self, vars: &Vars) -> Result<()>;
     fn describe(&self) -> String;
 }
 
-pub fn open(config: &Config) -> Box<dyn Bootloader> {
+/// The boot state on top of one environment, under the backend's variable names.
+pub struct Bootloader {
+    env: Box<dyn Environment>,
+    prefix: &'static str,
+}
+
+impl Bootloader {
+    pub fn new(env: Box<dyn Environment>, prefix: &'static str) -> Self {
+        Bootloader { env, prefix }
+    }
+
+    /// `None` when the environment holds none of our variables (never initialised).
+    pub fn load(&self) -> Result<Option<BootState>> {
+        match self.env.read()? {
+            None => Ok(None),
+            Some(vars) => BootState::from_vars(&vars.into_iter().collect(), self.prefix),
+        }
+    }
+
+    /// Writes our variables, keeping every other variable and its position.
+    pub fn store(&mut self, state: &BootState) -> Result<()> {
+        let mut vars = self.env.read()?.unwrap_or_default();
+        for (key, value) in state.to_vars(self.prefix) {
+            match vars.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => vars.push((key, value)),
+            }
+        }
+        self.env.write(&vars)
+    }
+
+    pub fn describe(&self) -> String {
+        self.env.describe()
+    }
+}
+
+pub fn open(config: &Config) -> Bootloader {
     match &config.bootloader {
-        BootloaderConfig::File { path } => Box::new(FileBackend::new(path.clone())),
+        BootloaderConfig::File { path } => {
+            Bootloader::new(Box::new(FileEnv::new(path.clone())), "")
+        }
+        BootloaderConfig::Grub { path } => {
+            Bootloader::new(Box::new(GrubEnv::new(path.clone())), "")
+        }
+        BootloaderConfig::Uboot { copies } => {
+            Bootloader::new(Box::new(UbootEnv::new(copies.clone())), UBOOT_PREFIX)
+        }
     }
 }
 
 /// Loads the state, or starts from the state of a device that has only run the booted group.
-pub fn load_or_initial(bootloader: &dyn Bootloader, booted: Group, tries: u8) -> Result<BootState> {
+pub fn load_or_initial(bootloader: &Bootloader, booted: Group, tries: u8) -> Result<BootState> {
     Ok(bootloader
         .load()?
         .unwrap_or_else(|| BootState::initial(booted, tries)))
@@ -214,8 +274,9 @@ mod tests {
     fn vars_round_trip_and_garbage_is_refused() {
         let mut s = BootState::initial(Group::B, 2);
         s.activate(Group::A, 3);
-        let vars: BTreeMap<_, _> = s.to_vars().into_iter().collect();
-        assert_eq!(BootState::from_vars(&vars).unwrap(), s);
+        let vars: BTreeMap<_, _> = s.to_vars("").into_iter().collect();
+        assert_eq!(BootState::from_vars(&vars, "").unwrap(), Some(s));
+        assert_eq!(BootState::from_vars(&BTreeMap::new(), "").unwrap(), None);
         for (key, value, message) in [
             ("ORDER", "A A", "ORDER must name A and B once each"),
             ("ORDER", "A X", "ORDER: 'X' is not a slot group"),
@@ -224,12 +285,12 @@ mod tests {
         ] {
             let mut bad = vars.clone();
             bad.insert(key.into(), value.into());
-            let err = BootState::from_vars(&bad).unwrap_err().to_string();
+            let err = BootState::from_vars(&bad, "").unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
         }
         let mut missing = vars.clone();
         missing.remove("B_LEFT");
-        assert!(BootState::from_vars(&missing)
+        assert!(BootState::from_vars(&missing, "")
             .unwrap_err()
             .to_string()
             .contains("B_LEFT is missing"));

@@ -56,7 +56,7 @@ pub fn install(
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
     let mut bootloader = bootloader::open(config);
-    let mut boot = bootloader::load_or_initial(&*bootloader, booted, config.boot.tries)?;
+    let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
 
     let reader = BundleReader::open(source, &keyring)?;
     let manifest = reader.manifest().clone();
