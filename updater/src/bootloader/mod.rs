@@ -4,6 +4,8 @@
 //! group either unbootable or fully written and verified.
 mod file;
 mod grub;
+#[cfg(test)]
+mod model_check;
 mod uboot;
 
 use std::collections::BTreeMap;
@@ -73,6 +75,20 @@ impl BootState {
             .into_iter()
             .find(|&g| self.is_bootable(g))
             .unwrap_or(Group::R)
+    }
+
+    /// What the boot scripts in bootloader-hooks/ do before every boot: take the first group in
+    /// the order with attempts left and spend one; with none left, boot R. This is the reference
+    /// the scripts are tested against.
+    pub fn spend_try(&mut self) -> Group {
+        for group in self.order {
+            let counters = self.group_mut(group);
+            if counters.tries > 0 {
+                counters.tries -= 1;
+                return group;
+            }
+        }
+        Group::R
     }
 
     /// Before anything is written to `group`: it must not boot, and it is no longer good.

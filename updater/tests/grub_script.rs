@@ -1,0 +1,158 @@
+//! bootloader-hooks/grub/select.cfg run by real GRUB (grub-emu from Debian), on a grubenv inside a
+//! FAT image as on a device's ESP: for every sequence of updater actions and boots up to a bounded
+//! length, GRUB picks the group the reference model (`BootState::spend_try`) picks and leaves the
+//! same counters behind.
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use updater::bootloader::{BootState, Bootloader, GrubEnv};
+use updater::slots::Group;
+
+struct Esp {
+    dir: tempfile::TempDir,
+}
+
+fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Esp {
+    fn new() -> Esp {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        run("mkfs.vfat", &["-C", &p("esp.img"), "4096"]);
+        run("grub-editenv", &[&p("grubenv"), "create"]);
+        run("mcopy", &["-i", &p("esp.img"), &p("grubenv"), "::/grubenv"]);
+        fs::write(
+            dir.path().join("device.map"),
+            format!("(hd0) {}\n", p("esp.img")),
+        )
+        .unwrap();
+        let select =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../bootloader-hooks/grub/select.cfg");
+        let select = select.canonicalize().unwrap();
+        fs::create_dir(dir.path().join("grub")).unwrap();
+        fs::write(
+            dir.path().join("grub/grub.cfg"),
+            format!(
+                "set envfile=(hd0)/grubenv\nsource (host){}\necho \"SELECTED=$slot\"\nhalt\n",
+                select.display()
+            ),
+        )
+        .unwrap();
+        Esp { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// One power-on: GRUB runs the selection and saves the spent try.
+    fn boot(&self) -> Group {
+        let out = Command::new("timeout")
+            .args(["20", "grub-emu", "-m"])
+            .arg(self.path("device.map"))
+            .arg("-d")
+            .arg(self.path("grub"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("grub-emu is installed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("error:"), "GRUB reported an error: {text}");
+        let line = text
+            .split(['\r', '\n'])
+            .find_map(|l| l.split("SELECTED=").nth(1))
+            .unwrap_or_else(|| panic!("no selection in {text}"));
+        line.trim().parse().unwrap()
+    }
+
+    /// The updater's side, on the same grubenv, as the booted system sees it.
+    fn updater<T>(&self, action: impl FnOnce(&mut Bootloader) -> T) -> T {
+        let env = self.path("grubenv").to_str().unwrap().to_string();
+        let img = self.path("esp.img").to_str().unwrap().to_string();
+        run("mcopy", &["-o", "-n", "-i", &img, "::/grubenv", &env]);
+        let mut bootloader = Bootloader::new(Box::new(GrubEnv::new(env.clone().into())), "");
+        let result = action(&mut bootloader);
+        run("mcopy", &["-o", "-i", &img, &env, "::/grubenv"]);
+        result
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Boot,
+    Install,
+    MarkGood,
+    MarkBad,
+}
+
+#[test]
+fn grub_follows_the_model_for_every_short_sequence() {
+    let steps = [Step::Boot, Step::Install, Step::MarkGood, Step::MarkBad];
+    let length = 3;
+    for n in 0..steps.len().pow(length) {
+        let sequence: Vec<Step> = (0..length)
+            .map(|i| steps[n / steps.len().pow(i) % steps.len()])
+            .collect();
+        let esp = Esp::new();
+        let mut model = BootState::initial(Group::A, 2);
+        esp.updater(|b| b.store(&model).unwrap());
+        let mut running = Group::A;
+        for step in sequence.iter().copied().chain([Step::Boot]) {
+            match step {
+                Step::Boot => {
+                    running = esp.boot();
+                    assert_eq!(running, model.spend_try(), "{sequence:?}");
+                }
+                Step::Install => {
+                    let target = running.other();
+                    model.make_unbootable(target);
+                    model.activate(target, 2);
+                    esp.updater(|b| b.store(&model).unwrap());
+                }
+                Step::MarkGood if running != Group::R => {
+                    model.mark_good(running, 2);
+                    esp.updater(|b| b.store(&model).unwrap());
+                }
+                Step::MarkBad if running != Group::R => {
+                    model.mark_bad(running);
+                    esp.updater(|b| b.store(&model).unwrap());
+                }
+                Step::MarkGood | Step::MarkBad => {}
+            }
+            let stored = esp.updater(|b| b.load().unwrap().unwrap());
+            assert_eq!(stored, model, "after {step:?} in {sequence:?}");
+        }
+    }
+}
+
+#[test]
+fn a_failing_update_falls_back_after_two_tries_and_both_failing_boot_r() {
+    let esp = Esp::new();
+    let mut model = BootState::initial(Group::A, 2);
+    model.activate(Group::B, 2);
+    esp.updater(|b| b.store(&model).unwrap());
+    let boots: Vec<Group> = (0..6).map(|_| esp.boot()).collect();
+    assert_eq!(
+        boots,
+        [Group::B, Group::B, Group::A, Group::A, Group::R, Group::R]
+    );
+}
+
+#[test]
+fn an_environment_never_initialised_boots_a_without_counting() {
+    let esp = Esp::new();
+    assert_eq!(esp.boot(), Group::A);
+    assert_eq!(esp.boot(), Group::A);
+    assert_eq!(esp.updater(|b| b.load().unwrap()), None);
+}
