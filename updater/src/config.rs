@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::assess::{Check, CheckKind};
 use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
 use crate::slots::{booted_from_cmdline, read_kernel_cmdline, Group, GroupSlots, SlotSpec};
@@ -23,6 +25,25 @@ pub struct Config {
     pub bootloader: BootloaderConfig,
     pub boot: BootConfig,
     pub slots: BTreeMap<Group, GroupSlots>,
+    pub boot_check: BootCheckConfig,
+}
+
+/// What boot-check does when a check fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Mark the booted group bad and reboot: the bootloader falls back at once.
+    Fallback,
+    /// Reboot without marking: the group gets its remaining attempts.
+    Retry,
+    /// Only report (exit non-zero); for bring-up.
+    Report,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootCheckConfig {
+    pub on_failure: OnFailure,
+    pub reboot_command: Vec<String>,
+    pub checks: Vec<Check>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +71,30 @@ struct RawConfig {
     #[serde(default)]
     boot: RawBoot,
     slots: BTreeMap<String, BTreeMap<String, RawSlot>>,
+    #[serde(default)]
+    boot_check: RawBootCheck,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBootCheck {
+    on_failure: Option<String>,
+    reboot_command: Option<Vec<String>>,
+    #[serde(default)]
+    check: Vec<RawCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: String,
+    command: Option<Vec<String>>,
+    http: Option<String>,
+    expect_status: Option<u16>,
+    /// Seconds for one attempt.
+    timeout: Option<f64>,
+    /// Seconds during which failed attempts are retried.
+    retry_for: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +125,59 @@ enum RawSlot {
         path: PathBuf,
         size: Option<u64>,
     },
+}
+
+fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCheckConfig, String> {
+    let on_failure = match raw.on_failure.as_deref().unwrap_or("fallback") {
+        "fallback" => OnFailure::Fallback,
+        "retry" => OnFailure::Retry,
+        "report" => OnFailure::Report,
+        other => {
+            return Err(format!(
+                "boot_check.on_failure '{other}' must be fallback, retry or report"
+            ))
+        }
+    };
+    let seconds = |name: &str, value: Option<f64>, default: f64| {
+        let v = value.unwrap_or(default);
+        if v.is_finite() && (0.0..=3600.0).contains(&v) {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(format!("check '{name}': times are seconds from 0 to 3600"))
+        }
+    };
+    let mut checks = Vec::new();
+    for c in raw.check {
+        let kind = match (c.command, c.http) {
+            (Some(argv), None) if !argv.is_empty() => CheckKind::Command(argv),
+            (None, Some(url)) if url.starts_with("http://") => CheckKind::Http {
+                url,
+                expect_status: c.expect_status.unwrap_or(200),
+            },
+            (None, Some(url)) => {
+                return Err(format!("check '{}': {url} is not an http:// URL", c.name))
+            }
+            _ => {
+                return Err(format!(
+                    "check '{}' needs either command = [...] or http = \"...\"",
+                    c.name
+                ))
+            }
+        };
+        checks.push(Check {
+            timeout: seconds(&c.name, c.timeout, 10.0)?,
+            retry_for: seconds(&c.name, c.retry_for, 0.0)?,
+            name: c.name,
+            kind,
+        });
+    }
+    Ok(BootCheckConfig {
+        on_failure,
+        reboot_command: raw
+            .reboot_command
+            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]),
+        checks,
+    })
 }
 
 fn bootloader_config(
@@ -189,7 +287,9 @@ impl Config {
             return Err(bad("groups A and B must hold the same slot classes".into()));
         }
 
+        let boot_check = boot_check_config(raw.boot_check).map_err(bad)?;
         Ok(Config {
+            boot_check,
             path: path.to_path_buf(),
             compatible: raw.compatible,
             keyring: resolve(&raw.keyring),
@@ -276,6 +376,38 @@ mod tests {
                 copies: vec![copy(0x3e0000), copy(0x400000)]
             }
         );
+    }
+
+    #[test]
+    fn health_checks() {
+        let text = format!(
+            "{EXAMPLE}\n[boot_check]\non_failure = \"retry\"\n\n[[boot_check.check]]\nname = \"api\"\nhttp = \"http://127.0.0.1:8080/health\"\nretry_for = 60\n\n[[boot_check.check]]\nname = \"motor\"\ncommand = [\"/usr/bin/check-motor\"]\ntimeout = 5\n"
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(config.boot_check.on_failure, OnFailure::Retry);
+        assert_eq!(config.boot_check.checks.len(), 2);
+        assert_eq!(
+            config.boot_check.checks[0].kind,
+            CheckKind::Http {
+                url: "http://127.0.0.1:8080/health".into(),
+                expect_status: 200
+            }
+        );
+        assert_eq!(
+            config.boot_check.checks[0].retry_for,
+            Duration::from_secs(60)
+        );
+        assert_eq!(config.boot_check.checks[1].timeout, Duration::from_secs(5));
+        let bad = format!("{EXAMPLE}\n[[boot_check.check]]\nname = \"x\"\n");
+        assert!(load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("check 'x' needs either command"));
+        let bad = format!("{EXAMPLE}\n[boot_check]\non_failure = \"panic\"\n");
+        assert!(load(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("must be fallback, retry or report"));
     }
 
     #[test]

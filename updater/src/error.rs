@@ -10,6 +10,8 @@ pub const EXIT_INCOMPATIBLE: u8 = 6;
 pub const EXIT_IO: u8 = 7;
 pub const EXIT_BOOTLOADER: u8 = 8;
 pub const EXIT_BUSY: u8 = 10;
+/// boot-check: a health check or the self-test failed.
+pub const EXIT_UNHEALTHY: u8 = 11;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdaterError {

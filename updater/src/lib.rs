@@ -2,6 +2,7 @@
 //! bootloader's try-flags and the device's update state, and reports them.
 #![forbid(unsafe_code)]
 
+pub mod assess;
 pub mod bootloader;
 pub mod config;
 pub mod error;

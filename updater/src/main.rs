@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use updater::assess::{boot_check, mark, Mark};
+use updater::error::EXIT_UNHEALTHY;
 use updater::install::{install, InstallOptions};
 use updater::progress::{Progress, Style};
 use updater::slots::Group;
-use updater::status::{mark, status, Mark, Status};
+use updater::status::{status, Status};
 use updater::{Config, UpdaterError};
 
 #[derive(Parser)]
@@ -49,6 +51,13 @@ enum Command {
     MarkGood { group: Option<Group> },
     /// Mark a group (default: the booted one) bad: it will not boot again until reinstalled.
     MarkBad { group: Option<Group> },
+    /// After boot: self-test and health checks, then mark the booted group good, or bad and
+    /// reboot (boot_check.on_failure). Run by updater-boot-check.service.
+    BootCheck {
+        /// Never reboot, whatever boot_check.on_failure says.
+        #[arg(long)]
+        no_reboot: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,7 +70,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("updater: error: {err}");
             ExitCode::from(err.exit_code())
@@ -69,7 +78,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<(), UpdaterError> {
+fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
     let config = Config::load(&cli.config)?;
     match &cli.command {
         Command::Install {
@@ -112,8 +121,34 @@ fn run(cli: &Cli) -> Result<(), UpdaterError> {
             let group = mark(&config, *group, Mark::Bad)?;
             println!("marked group {group} bad");
         }
+        Command::BootCheck { no_reboot } => {
+            let report = boot_check(&config, !no_reboot)?;
+            if let Some(from) = report.rolled_back_from {
+                println!(
+                    "the update in group {from} failed and was rolled back; running group {}",
+                    report.booted
+                );
+            }
+            if report.failures.is_empty() {
+                println!("boot-check passed: group {} is good", report.booted);
+            } else {
+                for failure in &report.failures {
+                    eprintln!("updater: boot-check: {failure}");
+                }
+                let action = if report.reboot {
+                    "marked and rebooting"
+                } else {
+                    "not rebooting"
+                };
+                eprintln!(
+                    "updater: boot-check failed for group {} ({action})",
+                    report.booted
+                );
+                return Ok(ExitCode::from(EXIT_UNHEALTHY));
+            }
+        }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open_source(source: &PathBuf) -> Result<Box<dyn Read>, UpdaterError> {
@@ -158,8 +193,11 @@ fn print_status(s: &Status) {
             .map(|e| format!(": {e}"))
             .unwrap_or_default();
         println!(
-            "last install: {} into {} {:?} at {}{error}",
-            last.version, last.target, last.result, last.time
+            "last install: {} into {}: {} at {}{error}",
+            last.version,
+            last.target,
+            last.result.as_str(),
+            last.time
         );
     }
 }

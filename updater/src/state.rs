@@ -54,8 +54,25 @@ pub struct InstallRecord {
 #[serde(rename_all = "kebab-case")]
 pub enum InstallResult {
     Installing,
+    /// Written and activated; waiting for the reboot and boot-check.
     Installed,
+    /// Booted and passed boot-check.
+    Confirmed,
+    /// Did not boot healthy; the bootloader went back to the previous group.
+    RolledBack,
     Failed,
+}
+
+impl InstallResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallResult::Installing => "installing",
+            InstallResult::Installed => "installed",
+            InstallResult::Confirmed => "confirmed",
+            InstallResult::RolledBack => "rolled-back",
+            InstallResult::Failed => "failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +136,11 @@ impl StateDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
             Err(e) => Err(UpdaterError::io(format!("reading {}", path.display()))(e)),
         }
+    }
+
+    /// Proves the folder takes a durable write (self-test).
+    pub fn probe_writable(&self) -> Result<()> {
+        atomic_write(&self.path.join(".probe"), b"ok")
     }
 
     pub fn save(&self, state: &State) -> Result<()> {

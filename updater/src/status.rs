@@ -1,12 +1,11 @@
-//! `updater status`, `mark-good` and `mark-bad`: the boot state and the recorded state, read
-//! together and changed together.
+//! `updater status`: the boot state and the recorded state, read together.
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::bootloader::{self, BootState};
+use crate::bootloader;
 use crate::config::Config;
-use crate::error::{Result, UpdaterError};
+use crate::error::Result;
 use crate::slots::Group;
 use crate::state::{InstallRecord, StateDir};
 
@@ -57,41 +56,4 @@ pub fn status(config: &Config) -> Result<Status> {
         last_install: state.last_install,
         bootloader: bootloader.describe(),
     })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mark {
-    Good,
-    Bad,
-}
-
-/// Marks `group` (default: the booted one). Marking good raises the security floor to the group's
-/// security version: only a group that has booted healthy may lock older bundles out.
-pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> {
-    let booted = config.booted_group()?;
-    let group = group.unwrap_or(booted);
-    if group == Group::R {
-        return Err(UpdaterError::Refused("R has no boot state to mark".into()));
-    }
-    let store = StateDir::lock(&config.state_dir)?;
-    let mut state = store.load()?;
-    let mut bootloader = bootloader::open(config);
-    let mut boot: BootState = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
-    let version = state.version_of(group).map(str::to_string);
-    match mark {
-        Mark::Good => {
-            boot.mark_good(group, config.boot.tries);
-            bootloader.store(&boot)?;
-            let carried = state.groups.get(&group).map_or(0, |g| g.security_version);
-            state.security_floor = state.security_floor.max(carried);
-            state.record("mark-good", group, version.as_deref(), None);
-        }
-        Mark::Bad => {
-            boot.mark_bad(group);
-            bootloader.store(&boot)?;
-            state.record("mark-bad", group, version.as_deref(), None);
-        }
-    }
-    store.save(&state)?;
-    Ok(group)
 }

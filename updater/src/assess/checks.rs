@@ -1,0 +1,199 @@
+//! Health checks: a command that must exit 0, or an HTTP GET that must answer with the expected
+//! status, each within a time limit and retried until a deadline, because the application may
+//! still be starting when boot-check runs.
+use std::process::{Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    /// Limit for one attempt.
+    pub timeout: Duration,
+    /// Keep retrying failed attempts until this much time has passed since the first one.
+    pub retry_for: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    Command(Vec<String>),
+    Http { url: String, expect_status: u16 },
+}
+
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+impl Check {
+    /// `Err` says why the last attempt failed.
+    pub fn run(&self) -> Result<(), String> {
+        let started = Instant::now();
+        loop {
+            let result = match &self.kind {
+                CheckKind::Command(argv) => run_command(argv, self.timeout),
+                CheckKind::Http { url, expect_status } => {
+                    http_get(url, *expect_status, self.timeout)
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(why) if started.elapsed() + RETRY_PAUSE >= self.retry_for => return Err(why),
+                Err(why) => {
+                    tracing::info!(check = %self.name, %why, "health check failed; retrying");
+                    sleep(RETRY_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+fn run_command(argv: &[String], timeout: Duration) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("empty command")?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait().map_err(|e| e.to_string())? {
+            Some(status) if status.success() => return Ok(()),
+            Some(status) => return Err(format!("{program} {status}")),
+            None if Instant::now() >= deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "{program} did not finish within {} s",
+                    timeout.as_secs_f32()
+                ));
+            }
+            None => sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn http_get(url: &str, expect: u16, timeout: Duration) -> Result<(), String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(timeout)
+        .redirects(0)
+        .build();
+    let status = match agent.get(url).call() {
+        Ok(response) => response.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => return Err(format!("GET {url}: {e}")),
+    };
+    if status == expect {
+        Ok(())
+    } else {
+        Err(format!("GET {url} answered {status}, expected {expect}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn check(kind: CheckKind, timeout_ms: u64) -> Check {
+        Check {
+            name: "t".into(),
+            kind,
+            timeout: Duration::from_millis(timeout_ms),
+            retry_for: Duration::ZERO,
+        }
+    }
+
+    fn argv(s: &[&str]) -> CheckKind {
+        CheckKind::Command(s.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn commands_pass_fail_and_time_out() {
+        assert_eq!(check(argv(&["true"]), 5000).run(), Ok(()));
+        assert_eq!(
+            check(argv(&["false"]), 5000).run().unwrap_err(),
+            "false exit status: 1"
+        );
+        let started = Instant::now();
+        let err = check(argv(&["sleep", "30"]), 300).run().unwrap_err();
+        assert!(err.contains("did not finish within 0.3 s"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a hanging check is killed"
+        );
+        assert!(check(argv(&["/nonexistent"]), 100)
+            .run()
+            .unwrap_err()
+            .starts_with("cannot run /nonexistent"));
+    }
+
+    /// Serves the given statuses, one connection each, on a loopback port.
+    fn server(statuses: Vec<u16>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for status in statuses {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn http_checks_want_the_expected_status_and_retry_until_it_comes() {
+        let url = server(vec![200]);
+        assert_eq!(
+            check(
+                CheckKind::Http {
+                    url,
+                    expect_status: 200
+                },
+                2000
+            )
+            .run(),
+            Ok(())
+        );
+        let url = server(vec![503]);
+        let err = check(
+            CheckKind::Http {
+                url: url.clone(),
+                expect_status: 200,
+            },
+            2000,
+        )
+        .run()
+        .unwrap_err();
+        assert_eq!(err, format!("GET {url} answered 503, expected 200"));
+        let url = server(vec![503, 503, 200]);
+        let mut patient = check(
+            CheckKind::Http {
+                url,
+                expect_status: 200,
+            },
+            2000,
+        );
+        patient.retry_for = Duration::from_secs(10);
+        assert_eq!(patient.run(), Ok(()));
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let err = check(
+            CheckKind::Http {
+                url: format!("http://{closed}/"),
+                expect_status: 200,
+            },
+            500,
+        )
+        .run()
+        .unwrap_err();
+        assert!(err.contains("Connection refused"), "{err}");
+    }
+}

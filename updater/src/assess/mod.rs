@@ -1,0 +1,180 @@
+//! After a boot: is this system healthy? `boot-check` runs the self-test and the configured health
+//! checks, notices a fallback that happened, and marks the booted group good, or bad (and reboots,
+//! as configured) so that the bootloader falls back without waiting. `mark-good` and `mark-bad`
+//! are the same transitions by hand.
+mod checks;
+mod self_test;
+
+use std::process::Command;
+
+pub use checks::{Check, CheckKind};
+use tracing::{info, warn};
+
+use crate::bootloader::{self, BootState};
+use crate::config::{Config, OnFailure};
+use crate::error::{Result, UpdaterError};
+use crate::slots::Group;
+use crate::state::{now, InstallResult, State, StateDir};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Good,
+    Bad,
+}
+
+/// Marks `group` (default: the booted one). Marking good raises the security floor to the group's
+/// security version: only a group that has booted healthy may lock older bundles out.
+pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> {
+    let booted = config.booted_group()?;
+    let group = group.unwrap_or(booted);
+    if group == Group::R {
+        return Err(UpdaterError::Refused("R has no boot state to mark".into()));
+    }
+    let store = StateDir::lock(&config.state_dir)?;
+    let mut state = store.load()?;
+    let mut bootloader = bootloader::open(config);
+    let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
+    apply_mark(config, &mut boot, &mut state, group, mark, None);
+    bootloader.store(&boot)?;
+    store.save(&state)?;
+    Ok(group)
+}
+
+fn apply_mark(
+    config: &Config,
+    boot: &mut BootState,
+    state: &mut State,
+    group: Group,
+    mark: Mark,
+    why: Option<String>,
+) {
+    let version = state.version_of(group).map(str::to_string);
+    match mark {
+        Mark::Good => {
+            boot.mark_good(group, config.boot.tries);
+            let carried = state.groups.get(&group).map_or(0, |g| g.security_version);
+            state.security_floor = state.security_floor.max(carried);
+            state.record("mark-good", group, version.as_deref(), why);
+        }
+        Mark::Bad => {
+            boot.mark_bad(group);
+            state.record("mark-bad", group, version.as_deref(), why);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BootCheckReport {
+    pub booted: Group,
+    pub failures: Vec<String>,
+    /// Set when this boot is a fallback from a group that was installed and never confirmed.
+    pub rolled_back_from: Option<Group>,
+    pub reboot: bool,
+}
+
+/// Runs the self-test and every health check, then marks the booted group. Safe to run again.
+pub fn boot_check(config: &Config, allow_reboot: bool) -> Result<BootCheckReport> {
+    let booted = config.booted_group()?;
+    let store = StateDir::lock(&config.state_dir)?;
+    let mut state = store.load()?;
+    let mut bootloader = bootloader::open(config);
+    let loaded = bootloader.load()?;
+    let mut boot = loaded
+        .clone()
+        .unwrap_or_else(|| BootState::initial(booted, config.boot.tries));
+    if loaded.is_none() {
+        warn!(%booted, "the bootloader environment was never initialised; initialising it from this boot");
+    }
+
+    let rolled_back_from = detect_fallback(&boot, &mut state, booted);
+
+    let mut failures = self_test::run(config, &mut bootloader, &boot, &store);
+    for check in &config.boot_check.checks {
+        if let Err(why) = check.run() {
+            failures.push(format!("check '{}': {why}", check.name));
+        }
+    }
+
+    let confirmed = failures.is_empty();
+    if booted != Group::R {
+        let why = (!confirmed).then(|| failures.join("; "));
+        let mark = if confirmed { Mark::Good } else { Mark::Bad };
+        if confirmed || config.boot_check.on_failure == OnFailure::Fallback {
+            apply_mark(config, &mut boot, &mut state, booted, mark, why);
+        }
+        settle_last_install(&mut state, booted, confirmed, &failures);
+    }
+    // A bootloader that cannot be written is one of the failures already; still record them.
+    if let Err(e) = bootloader.store(&boot) {
+        failures.push(format!("storing the boot state: {e}"));
+    }
+    store.save(&state)?;
+
+    let reboot =
+        !confirmed && booted != Group::R && config.boot_check.on_failure != OnFailure::Report;
+    if reboot && allow_reboot {
+        warn!(command = ?config.boot_check.reboot_command, "boot-check failed; rebooting");
+        reboot_now(&config.boot_check.reboot_command)?;
+    }
+    info!(%booted, confirmed, "boot-check done");
+    Ok(BootCheckReport {
+        booted,
+        failures,
+        rolled_back_from,
+        reboot,
+    })
+}
+
+/// We booted `booted` although another group was first in line and has now spent its attempts
+/// without being confirmed: its update failed and the bootloader fell back.
+fn detect_fallback(boot: &BootState, state: &mut State, booted: Group) -> Option<Group> {
+    let last = state.last_install.as_mut()?;
+    if last.result != InstallResult::Installed || last.target == booted {
+        return None;
+    }
+    let failed = boot.group(last.target)?;
+    if failed.tries > 0 || failed.good {
+        return None; // not tried yet (no reboot since the install), or confirmed
+    }
+    let target = last.target;
+    let version = last.version.clone();
+    let message = format!("the update to {version} in group {target} did not boot healthy; fell back to group {booted}");
+    last.result = InstallResult::RolledBack;
+    last.time = now();
+    last.error = Some(message.clone());
+    warn!("{message}");
+    state.record("rollback", target, Some(&version), Some(message));
+    Some(target)
+}
+
+fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failures: &[String]) {
+    let Some(last) = state.last_install.as_mut() else {
+        return;
+    };
+    if last.target != booted || last.result != InstallResult::Installed {
+        return;
+    }
+    last.time = now();
+    if confirmed {
+        last.result = InstallResult::Confirmed;
+    } else {
+        last.result = InstallResult::Failed;
+        last.error = Some(format!("boot-check failed: {}", failures.join("; ")));
+    }
+}
+
+fn reboot_now(command: &[String]) -> Result<()> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| UpdaterError::Refused("boot_check.reboot_command is empty".into()))?;
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(UpdaterError::io(format!("running {program}")))?;
+    if !status.success() {
+        return Err(UpdaterError::Refused(format!(
+            "{program} exited with {status}"
+        )));
+    }
+    Ok(())
+}
