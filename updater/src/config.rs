@@ -10,7 +10,9 @@ use serde::Deserialize;
 use crate::assess::{Check, CheckKind};
 use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
-use crate::slots::{booted_from_cmdline, read_kernel_cmdline, Group, GroupSlots, SlotSpec};
+use crate::slots::{
+    booted_from_cmdline, read_kernel_cmdline, BlockDevices, Group, GroupSlots, SlotSource, SlotSpec,
+};
 
 pub const DEFAULT_PATH: &str = "/etc/updater/system.toml";
 /// Boot attempts a freshly installed or freshly confirmed group gets.
@@ -26,6 +28,7 @@ pub struct Config {
     pub boot: BootConfig,
     pub slots: BTreeMap<Group, GroupSlots>,
     pub boot_check: BootCheckConfig,
+    pub block_devices: BlockDevices,
 }
 
 /// What boot-check does when a check fails.
@@ -73,6 +76,9 @@ struct RawConfig {
     slots: BTreeMap<String, BTreeMap<String, RawSlot>>,
     #[serde(default)]
     boot_check: RawBootCheck,
+    /// Stand-ins for /sys and /dev (tests, containers).
+    sysfs_root: Option<PathBuf>,
+    dev_root: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,9 +126,10 @@ struct RawBoot {
 #[serde(untagged)]
 enum RawSlot {
     Path(PathBuf),
-    #[serde(rename_all = "snake_case")]
     Table {
-        path: PathBuf,
+        path: Option<PathBuf>,
+        label: Option<String>,
+        partuuid: Option<String>,
         size: Option<u64>,
     },
 }
@@ -264,13 +271,25 @@ impl Config {
             for (class, slot) in classes {
                 let spec = match slot {
                     RawSlot::Path(p) => SlotSpec {
-                        path: resolve(&p),
+                        source: SlotSource::Path(resolve(&p)),
                         size: None,
                     },
-                    RawSlot::Table { path: p, size } => SlotSpec {
-                        path: resolve(&p),
+                    RawSlot::Table {
+                        path,
+                        label,
+                        partuuid,
                         size,
-                    },
+                    } => {
+                        let source = match (path, label, partuuid) {
+                            (Some(p), None, None) => SlotSource::Path(resolve(&p)),
+                            (None, Some(l), None) => SlotSource::Label(l),
+                            (None, None, Some(u)) => SlotSource::PartUuid(u),
+                            _ => return Err(bad(format!(
+                                "slots.{group}.{class}: give exactly one of path, label, partuuid"
+                            ))),
+                        };
+                        SlotSpec { source, size }
+                    }
                 };
                 resolved.insert(class, spec);
             }
@@ -288,7 +307,13 @@ impl Config {
         }
 
         let boot_check = boot_check_config(raw.boot_check).map_err(bad)?;
+        let defaults = BlockDevices::default();
+        let block_devices = BlockDevices {
+            sysfs: raw.sysfs_root.map_or(defaults.sysfs, |p| resolve(&p)),
+            dev: raw.dev_root.map_or(defaults.dev, |p| resolve(&p)),
+        };
         Ok(Config {
+            block_devices,
             boot_check,
             path: path.to_path_buf(),
             compatible: raw.compatible,
@@ -352,8 +377,8 @@ mod tests {
         );
         assert_eq!(config.booted_group().unwrap(), Group::A);
         assert_eq!(
-            config.slots[&Group::B]["rootfs"].path,
-            base.join("slots/rootfs-b.img")
+            config.slots[&Group::B]["rootfs"].source,
+            SlotSource::Path(base.join("slots/rootfs-b.img"))
         );
         assert_eq!(config.boot.tries, DEFAULT_TRIES);
     }
@@ -408,6 +433,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("must be fallback, retry or report"));
+    }
+
+    #[test]
+    fn slots_by_gpt_label_or_partuuid() {
+        let text = EXAMPLE
+            .replace(
+                "rootfs = \"slots/rootfs-a.img\"",
+                "rootfs = { label = \"rootA\" }",
+            )
+            .replace(
+                "rootfs = \"slots/rootfs-b.img\"",
+                "rootfs = { partuuid = \"3c2b1a0e-5d4f-4e3a-9b8c-7d6e5f4a3b2c\" }",
+            );
+        let config = load(&text).unwrap();
+        assert_eq!(
+            config.slots[&Group::A]["rootfs"].source,
+            SlotSource::Label("rootA".into())
+        );
+        assert!(matches!(
+            config.slots[&Group::B]["rootfs"].source,
+            SlotSource::PartUuid(_)
+        ));
+        let both = EXAMPLE.replace(
+            "rootfs = \"slots/rootfs-a.img\"",
+            "rootfs = { label = \"rootA\", path = \"x\" }",
+        );
+        assert!(load(&both)
+            .unwrap_err()
+            .to_string()
+            .contains("give exactly one of path, label, partuuid"));
     }
 
     #[test]

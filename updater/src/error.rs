@@ -33,6 +33,8 @@ pub enum UpdaterError {
     ReadBack { slot: String, chunk: u64 },
     #[error("bootloader: {0}")]
     Bootloader(String),
+    #[error("slot not found: {0}")]
+    SlotNotFound(String),
     #[error("cannot tell which group is booted: {0}")]
     UnknownBootedGroup(String),
     #[error("refused: {0}")]
@@ -46,7 +48,8 @@ impl UpdaterError {
         match self {
             UpdaterError::Config { .. }
             | UpdaterError::Keyring(_)
-            | UpdaterError::UnknownBootedGroup(_) => EXIT_CONFIG,
+            | UpdaterError::UnknownBootedGroup(_)
+            | UpdaterError::SlotNotFound(_) => EXIT_CONFIG,
             UpdaterError::Bundle(e) => e.class().exit_code(),
             UpdaterError::Incompatible(_) => EXIT_INCOMPATIBLE,
             UpdaterError::Io { .. } | UpdaterError::ReadBack { .. } => EXIT_IO,

@@ -585,3 +585,24 @@ fn a_slot_shared_with_the_running_group_is_refused() {
     let (bundle, _) = device.bundle("1.1.0");
     assert_refused_untouched(&device, &bundle, 1, "is the same storage as A/rootfs");
 }
+
+#[test]
+fn a_slot_named_by_a_missing_gpt_label_is_a_config_error() {
+    // Top-level keys go before the first table.
+    let config = format!(
+        "sysfs_root = \"fake-sys\"\ndev_root = \"fake-dev\"\n{}",
+        CONFIG.replace(
+            "rootfs = \"slots/rootfs-b.img\"",
+            "rootfs = { label = \"rootB\" }"
+        )
+    );
+    let device = Device::with_config(&config);
+    fs::create_dir_all(device.path("fake-sys/class/block")).unwrap();
+    let (bundle, _) = device.bundle("1.1.0");
+    assert_refused_untouched(
+        &device,
+        &bundle,
+        3,
+        "slot not found: no partition labelled 'rootB'",
+    );
+}

@@ -31,6 +31,11 @@ pub fn run(
             Err(e) => failures.push(format!("self-test: cannot read the boot state back: {e}")),
         }
     }
+    for group in config.groups() {
+        if let Err(e) = crate::install::resolve_group(config, group) {
+            failures.push(format!("self-test: slots of group {group}: {e}"));
+        }
+    }
     if let Err(e) = store.probe_writable() {
         failures.push(format!("self-test: state folder: {e}"));
     }

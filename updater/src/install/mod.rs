@@ -10,7 +10,7 @@ mod pipeline;
 mod policy;
 mod readback;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::time::Instant;
 
@@ -21,7 +21,7 @@ use crate::bootloader;
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
-use crate::slots::{Group, SlotInfo, SlotSpec};
+use crate::slots::{Group, Slot, SlotInfo};
 use crate::state::{now, GroupRecord, InstallRecord, InstallResult, State, StateDir};
 use pipeline::SlotTarget;
 pub use policy::Policy;
@@ -49,10 +49,7 @@ pub fn install(
     let keyring = Keyring::load(&config.keyring).map_err(UpdaterError::Keyring)?;
     let booted = config.booted_group()?;
     let target = choose_target(booted, options.target)?;
-    let slots = config
-        .slots
-        .get(&target)
-        .ok_or_else(|| UpdaterError::Refused(format!("group {target} is not configured")))?;
+    let slots = resolve_group(config, target)?;
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
     let mut bootloader = bootloader::open(config);
@@ -69,9 +66,9 @@ pub fn install(
     .check(&manifest, &state)?;
     let infos = slots
         .values()
-        .map(SlotSpec::inspect)
+        .map(Slot::inspect)
         .collect::<Result<Vec<_>>>()?;
-    policy::check_slots(&manifest, target, slots, &infos)?;
+    policy::check_slots(&manifest, target, &slots, &infos)?;
     check_not_shared(config, target, &infos)?;
 
     let mut specs = Vec::new();
@@ -131,6 +128,18 @@ pub fn install(
     })
 }
 
+/// The group's slots with their devices found (GPT labels and GUIDs looked up).
+pub fn resolve_group(config: &Config, group: Group) -> Result<BTreeMap<String, Slot>> {
+    let specs = config
+        .slots
+        .get(&group)
+        .ok_or_else(|| UpdaterError::Refused(format!("group {group} is not configured")))?;
+    specs
+        .iter()
+        .map(|(class, spec)| Ok((class.clone(), spec.resolve(&config.block_devices)?)))
+        .collect()
+}
+
 fn choose_target(booted: Group, requested: Option<Group>) -> Result<Group> {
     match requested {
         Some(group) if group == booted => Err(UpdaterError::Refused(format!(
@@ -144,11 +153,11 @@ fn choose_target(booted: Group, requested: Option<Group>) -> Result<Group> {
 /// A misconfigured device could name one partition in two groups; writing it would overwrite the
 /// running system or the recovery group.
 fn check_not_shared(config: &Config, target: Group, target_infos: &[SlotInfo]) -> Result<()> {
-    for (group, slots) in &config.slots {
-        if *group == target {
+    for group in config.groups() {
+        if group == target {
             continue;
         }
-        for (class, spec) in slots {
+        for (class, spec) in resolve_group(config, group)? {
             let Some(identity) = spec.inspect()?.identity else {
                 continue;
             };
@@ -166,7 +175,7 @@ fn check_not_shared(config: &Config, target: Group, target_infos: &[SlotInfo]) -
 fn write_and_verify<R: Read>(
     mut reader: BundleReader<R>,
     manifest: &Manifest,
-    specs: &[&SlotSpec],
+    specs: &[&Slot],
     targets: &[SlotTarget],
     route: &HashMap<String, usize>,
     progress: &Progress,

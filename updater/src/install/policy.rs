@@ -3,7 +3,9 @@
 use bundle::Manifest;
 
 use crate::error::{Result, UpdaterError};
-use crate::slots::{Group, GroupSlots, SlotInfo};
+use std::collections::BTreeMap;
+
+use crate::slots::{Group, Slot, SlotInfo};
 use crate::state::State;
 
 pub struct Policy<'a> {
@@ -48,7 +50,7 @@ impl Policy<'_> {
 pub fn check_slots(
     manifest: &Manifest,
     target: Group,
-    slots: &GroupSlots,
+    slots: &BTreeMap<String, Slot>,
     info: &[SlotInfo],
 ) -> Result<()> {
     for component in &manifest.components {

@@ -1,4 +1,5 @@
 //! Slot groups (A, B and the recovery group R), the slots inside them, and which group is booted.
+mod lookup;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -57,16 +58,50 @@ impl FromStr for Group {
     }
 }
 
-/// Where a slot lives: a block device, or a plain file (tests, images on a data partition).
+pub use lookup::BlockDevices;
+
+/// How the config names a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotSource {
+    /// A block device or a plain file (tests, images on a data partition).
+    Path(PathBuf),
+    /// The GPT partition with this name (PARTLABEL).
+    Label(String),
+    /// The GPT partition with this unique GUID (PARTUUID).
+    PartUuid(String),
+}
+
+/// A slot as configured; `resolve` finds its device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotSpec {
+    pub source: SlotSource,
+    /// Capacity limit; a block device's capacity is its size.
+    pub size: Option<u64>,
+}
+
+/// A slot whose device or file is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slot {
     pub path: PathBuf,
-    /// Capacity of a file slot; a block device's capacity is its size.
     pub size: Option<u64>,
 }
 
 /// The slots of one group, by slot class (rootfs, app, ...).
 pub type GroupSlots = BTreeMap<String, SlotSpec>;
+
+impl SlotSpec {
+    pub fn resolve(&self, devices: &BlockDevices) -> Result<Slot> {
+        let path = match &self.source {
+            SlotSource::Path(path) => path.clone(),
+            SlotSource::Label(label) => devices.by_label(label)?,
+            SlotSource::PartUuid(uuid) => devices.by_partuuid(uuid)?,
+        };
+        Ok(Slot {
+            path,
+            size: self.size,
+        })
+    }
+}
 
 /// What the updater needs to know about a slot before writing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +111,7 @@ pub struct SlotInfo {
     pub identity: Option<(u64, u64)>,
 }
 
-impl SlotSpec {
+impl Slot {
     pub fn inspect(&self) -> Result<SlotInfo> {
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
@@ -174,7 +209,7 @@ mod tests {
     #[test]
     fn file_slot_capacity_comes_from_config_and_identity_from_the_inode() {
         let dir = tempfile::tempdir().unwrap();
-        let spec = SlotSpec {
+        let spec = Slot {
             path: dir.path().join("a.img"),
             size: Some(10),
         };
@@ -187,7 +222,7 @@ mod tests {
         );
         fs::write(&spec.path, b"x").unwrap();
         assert!(spec.inspect().unwrap().identity.is_some());
-        let dir_spec = SlotSpec {
+        let dir_spec = Slot {
             path: dir.path().to_path_buf(),
             size: None,
         };
