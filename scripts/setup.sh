@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificates curl
-  grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools gdisk)
+  grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools gdisk systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -284,9 +284,11 @@ impl Config {
                             (Some(p), None, None) => SlotSource::Path(resolve(&p)),
                             (None, Some(l), None) => SlotSource::Label(l),
                             (None, None, Some(u)) => SlotSource::PartUuid(u),
-                            _ => return Err(bad(format!(
+                            _ => {
+                                return Err(bad(format!(
                                 "slots.{group}.{class}: give exactly one of path, label, partuuid"
-                            ))),
+                            )))
+                            }
                         };
                         SlotSpec { source, size }
                     }

@@ -1,0 +1,61 @@
+//! The bootloader hooks build with the real tools: the U-Boot script compiles with mkimage and the
+//! systemd unit passes `systemd-analyze verify`.
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn hooks() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bootloader-hooks")
+}
+
+#[test]
+fn u_boot_script_compiles_with_mkimage() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("mkimage")
+        .args([
+            "-A", "x86", "-O", "linux", "-T", "script", "-C", "none", "-d",
+        ])
+        .arg(hooks().join("u-boot/boot.cmd"))
+        .arg(dir.path().join("boot.scr"))
+        .output()
+        .expect("mkimage (u-boot-tools) is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let script = fs::read_to_string(hooks().join("u-boot/boot.cmd")).unwrap();
+    for group in ["A", "B"] {
+        for left in 1..=9 {
+            let step = format!(
+                "test \"${{BOOT_{group}_LEFT}}\" = \"{left}\"; then setenv BOOT_{group}_LEFT {}",
+                left - 1
+            );
+            assert!(script.contains(&step), "missing: {step}");
+        }
+    }
+}
+
+#[test]
+fn boot_check_unit_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = fs::read_to_string(hooks().join("systemd/updater-boot-check.service")).unwrap();
+    let unit = unit.replace("/usr/bin/updater", env!("CARGO_BIN_EXE_updater"));
+    let path = dir.path().join("updater-boot-check.service");
+    fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).trim().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
