@@ -34,7 +34,8 @@ setenv updater_slot
 if test -z "${BOOT_ORDER}"; then
   setenv updater_slot A
 else
-  for s in ${BOOT_ORDER}; do
+  # "A B" after BOOT_ORDER keeps both groups in line whatever BOOT_ORDER holds.
+  for s in ${BOOT_ORDER} A B; do
     if test -z "${updater_slot}"; then
       if test "${s}" = "A"; then
         if test "${BOOT_A_LEFT}" = "9"; then setenv BOOT_A_LEFT 8; setenv updater_slot A

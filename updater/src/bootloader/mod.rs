@@ -146,22 +146,24 @@ impl BootState {
                 .ok_or_else(|| UpdaterError::Bootloader(format!("variable {key} is missing")))
         };
         let [order_key, a_left, b_left, a_ok, b_ok] = &names;
-        let order: Vec<Group> = get(order_key)?
-            .split_ascii_whitespace()
-            .filter(|g| *g != "R")
-            .map(|g| {
-                g.parse::<Group>()
-                    .map_err(|e| UpdaterError::Bootloader(format!("{order_key}: {e}")))
-            })
-            .collect::<Result<_>>()?;
-        let order = match order[..] {
-            [first, second] if first != second => [first, second],
-            _ => {
-                return Err(UpdaterError::Bootloader(format!(
-                    "{order_key} must name A and B once each"
-                )))
+        // The boot scripts walk ORDER and then "A B", so a group missing from ORDER, or named
+        // twice (a torn in-place write of "A B" over "B A" gives "A A"), still comes after the
+        // one named first. Read it the same way; only unknown names are an error.
+        let mut order = Vec::with_capacity(2);
+        for name in get(order_key)?.split_ascii_whitespace() {
+            let group: Group = name
+                .parse()
+                .map_err(|e| UpdaterError::Bootloader(format!("{order_key}: {e}")))?;
+            if group != Group::R && !order.contains(&group) {
+                order.push(group);
             }
-        };
+        }
+        for group in [Group::A, Group::B] {
+            if !order.contains(&group) {
+                order.push(group);
+            }
+        }
+        let order = [order[0], order[1]];
         let tries = |key: &str| -> Result<u8> {
             get(key)?
                 .parse::<u8>()
@@ -294,7 +296,6 @@ mod tests {
         assert_eq!(BootState::from_vars(&vars, "").unwrap(), Some(s));
         assert_eq!(BootState::from_vars(&BTreeMap::new(), "").unwrap(), None);
         for (key, value, message) in [
-            ("ORDER", "A A", "ORDER must name A and B once each"),
             ("ORDER", "A X", "ORDER: 'X' is not a slot group"),
             ("A_LEFT", "-1", "A_LEFT is not a count"),
             ("B_OK", "yes", "B_OK=yes is not 0 or 1"),
@@ -303,6 +304,17 @@ mod tests {
             bad.insert(key.into(), value.into());
             let err = BootState::from_vars(&bad, "").unwrap_err().to_string();
             assert!(err.contains(message), "{err}");
+        }
+        for (order, first) in [
+            ("A A", Group::A),
+            ("B B", Group::B),
+            ("B", Group::B),
+            ("", Group::A),
+        ] {
+            let mut torn = vars.clone();
+            torn.insert("ORDER".into(), order.into());
+            let state = BootState::from_vars(&torn, "").unwrap().unwrap();
+            assert_eq!(state.order, [first, first.other()], "ORDER={order}");
         }
         let mut missing = vars.clone();
         missing.remove("B_LEFT");
