@@ -1,11 +1,12 @@
 //! `updater boot-check` on a simulated device (file slots, file boot state): confirms a healthy
 //! update, marks an unhealthy one bad and reboots, notices a fallback the bootloader made, and
 //! initialises an environment that was never written.
+mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use bundle::{create_bundle, BundleInput, CreateOptions, ImageInput, SigningKey};
 use serde_json::Value;
@@ -57,13 +58,7 @@ impl Device {
     }
 
     fn updater(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_updater"))
-            .arg("--config")
-            .arg(self.path("system.toml"))
-            .arg("--quiet")
-            .args(args)
-            .output()
-            .unwrap()
+        common::updater(&self.path("system.toml"), args)
     }
 
     fn status(&self) -> Value {

@@ -1,25 +1,13 @@
 //! Our GRUB and U-Boot environments against the real tools: what we write, grub-editenv and
 //! fw_printenv read; what grub-editenv and fw_setenv write, we read; torn writes of a redundant
 //! U-Boot environment leave the previous state readable by both.
+mod common;
+use common::run;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use updater::bootloader::{BootState, Bootloader, GrubEnv, Location, UbootEnv, UBOOT_PREFIX};
 use updater::slots::Group;
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup.sh installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// Names the first differing offset instead of printing kilobytes.
 fn assert_same_bytes(theirs: &[u8], ours: &[u8]) {

@@ -2,6 +2,8 @@
 //! FAT image as on a device's ESP: for every sequence of updater actions and boots up to a bounded
 //! length, GRUB picks the group the reference model (`BootState::spend_try`) picks and leaves the
 //! same counters behind.
+mod common;
+use common::run;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,19 +13,6 @@ use updater::slots::Group;
 
 struct Esp {
     dir: tempfile::TempDir,
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup.sh installs it)"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Esp {

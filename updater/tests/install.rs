@@ -1,6 +1,7 @@
 //! `updater` as a device runs it: the example config from docs/config.md, real files as slots, the
 //! binary itself. Every refused install is checked for its exit code, its one-line message, and
 //! that the running system and the recovery group were not touched.
+mod common;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -101,13 +102,7 @@ impl Device {
     }
 
     fn updater(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_updater"))
-            .arg("--config")
-            .arg(self.path("system.toml"))
-            .arg("--quiet")
-            .args(args)
-            .output()
-            .unwrap()
+        common::updater(&self.path("system.toml"), args)
     }
 
     fn install(&self, bundle: &Path) -> Output {

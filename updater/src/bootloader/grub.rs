@@ -4,8 +4,7 @@
 //! written here too: one write of the whole block, then fsync. Byte-compatible with
 //! `grub-editenv` (tests run it): comments stay, changed variables keep their place, new ones go
 //! at the end.
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::FileExt;
+use std::fs;
 use std::path::PathBuf;
 
 use super::{Environment, Vars};
@@ -82,15 +81,7 @@ impl Environment for GrubEnv {
         }
         let new = render(&lines, block.len())
             .map_err(|e| UpdaterError::Bootloader(format!("{}: {e}", self.path.display())))?;
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .map_err(|e| {
-                UpdaterError::Bootloader(format!("opening {}: {e}", self.path.display()))
-            })?;
-        file.write_all_at(&new, 0)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| UpdaterError::Bootloader(format!("writing {}: {e}", self.path.display())))
+        super::write_in_place(&self.path, 0, &new)
     }
 
     fn describe(&self) -> String {

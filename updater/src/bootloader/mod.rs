@@ -196,6 +196,19 @@ impl BootState {
     }
 }
 
+/// Writes `bytes` at `offset` of an existing file or device with one write, then fsync: how GRUB
+/// and U-Boot environments are updated in place.
+fn write_in_place(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| UpdaterError::Bootloader(format!("opening {}: {e}", path.display())))?;
+    file.write_all_at(bytes, offset)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| UpdaterError::Bootloader(format!("writing {}: {e}", path.display())))
+}
+
 /// RAUC's U-Boot variable names: `BOOT_ORDER`, `BOOT_A_LEFT`, ...
 pub const UBOOT_PREFIX: &str = "BOOT_";
 

@@ -3,7 +3,7 @@
 //! strings each ended by NUL, an empty string, and zero fill. With two copies, a write always goes
 //! to the copy that is not current, with the flags counter one higher, so a write torn by a power
 //! cut leaves the other copy, and the previous state, intact.
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -140,15 +140,7 @@ impl Environment for UbootEnv {
             raw.push(flags);
         }
         raw.extend_from_slice(&data);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&loc.path)
-            .map_err(|e| {
-                UpdaterError::Bootloader(format!("opening {}: {e}", loc.path.display()))
-            })?;
-        file.write_all_at(&raw, loc.offset)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| UpdaterError::Bootloader(format!("writing {}: {e}", loc.path.display())))
+        super::write_in_place(&loc.path, loc.offset, &raw)
     }
 
     fn describe(&self) -> String {

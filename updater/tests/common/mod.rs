@@ -1,0 +1,30 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test crate uses a part
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs a real tool and returns its stdout; a missing tool or a failure ends the test, naming it.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup.sh installs it)"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the `updater` binary with `config`, without progress output.
+pub fn updater(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_updater"))
+        .arg("--config")
+        .arg(config)
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap()
+}
