@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use updater::assess::{boot_check, mark, Mark};
+use updater::assess::{boot_check, mark, reboot as reboot_now, Mark};
 use updater::error::EXIT_UNHEALTHY;
 use updater::install::{install, InstallOptions};
 use updater::progress::{Progress, Style};
@@ -122,7 +122,8 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
             println!("marked group {group} bad");
         }
         Command::BootCheck { no_reboot } => {
-            let report = boot_check(&config, !no_reboot)?;
+            let no_reboot = *no_reboot;
+            let report = boot_check(&config)?;
             if let Some(from) = report.rolled_back_from {
                 println!(
                     "the update in group {from} failed and was rolled back; running group {}",
@@ -135,15 +136,15 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
                 for failure in &report.failures {
                     eprintln!("updater: boot-check: {failure}");
                 }
-                let action = if report.reboot {
-                    "marked and rebooting"
-                } else {
-                    "not rebooting"
-                };
+                let reboot = report.reboot && !no_reboot;
+                let action = if reboot { "rebooting" } else { "not rebooting" };
                 eprintln!(
                     "updater: boot-check failed for group {} ({action})",
                     report.booted
                 );
+                if reboot {
+                    reboot_now(&config)?;
+                }
                 return Ok(ExitCode::from(EXIT_UNHEALTHY));
             }
         }

@@ -73,7 +73,8 @@ pub struct BootCheckReport {
 }
 
 /// Runs the self-test and every health check, then marks the booted group. Safe to run again.
-pub fn boot_check(config: &Config, allow_reboot: bool) -> Result<BootCheckReport> {
+/// When the report says `reboot`, the caller reports the failures and then calls [`reboot`].
+pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     let booted = config.booted_group()?;
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
@@ -112,10 +113,6 @@ pub fn boot_check(config: &Config, allow_reboot: bool) -> Result<BootCheckReport
 
     let reboot =
         !confirmed && booted != Group::R && config.boot_check.on_failure != OnFailure::Report;
-    if reboot && allow_reboot {
-        warn!(command = ?config.boot_check.reboot_command, "boot-check failed; rebooting");
-        reboot_now(&config.boot_check.reboot_command)?;
-    }
     info!(%booted, confirmed, "boot-check done");
     Ok(BootCheckReport {
         booted,
@@ -163,7 +160,10 @@ fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failur
     }
 }
 
-fn reboot_now(command: &[String]) -> Result<()> {
+/// Reboots with `boot_check.reboot_command`.
+pub fn reboot(config: &Config) -> Result<()> {
+    let command = &config.boot_check.reboot_command;
+    warn!(?command, "rebooting");
     let (program, args) = command
         .split_first()
         .ok_or_else(|| UpdaterError::Refused("boot_check.reboot_command is empty".into()))?;
