@@ -58,8 +58,11 @@ pub enum InstallResult {
     Installed,
     /// Booted and passed boot-check.
     Confirmed,
+    /// Booted, but boot-check failed.
+    Unhealthy,
     /// Did not boot healthy; the bootloader went back to the previous group.
     RolledBack,
+    /// The install itself failed; the group stays unbootable.
     Failed,
 }
 
@@ -69,6 +72,7 @@ impl InstallResult {
             InstallResult::Installing => "installing",
             InstallResult::Installed => "installed",
             InstallResult::Confirmed => "confirmed",
+            InstallResult::Unhealthy => "unhealthy",
             InstallResult::RolledBack => "rolled-back",
             InstallResult::Failed => "failed",
         }

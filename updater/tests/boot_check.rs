@@ -85,6 +85,16 @@ impl Device {
         fs::write(self.path("system.toml"), config).unwrap();
     }
 
+    fn reboot_into_from(&self, from: &str, to: &str) {
+        let config = fs::read_to_string(self.path("system.toml")).unwrap();
+        let config = config.replacen(
+            &format!("booted = \"{from}\""),
+            &format!("booted = \"{to}\""),
+            1,
+        );
+        fs::write(self.path("system.toml"), config).unwrap();
+    }
+
     fn rebooted(&self) -> bool {
         self.path("rebooted").exists()
     }
@@ -129,10 +139,26 @@ fn an_unhealthy_update_is_marked_bad_and_the_device_reboots() {
     let s = d.status();
     assert_eq!(s["slots"]["B"]["bootable"], false);
     assert_eq!(s["next"], "A");
-    assert_eq!(s["last_install"]["result"], "failed");
+    assert_eq!(s["last_install"]["result"], "unhealthy");
     assert_eq!(
         s["security_floor"], 0,
         "an unconfirmed group never raises the floor"
+    );
+    // Back in A (whose checks pass), boot-check tells what happened to B.
+    d.reboot_into_from("B", "A");
+    let config = fs::read_to_string(d.path("system.toml")).unwrap();
+    fs::write(
+        d.path("system.toml"),
+        config.replace("[\"false\"]", "[\"true\"]"),
+    )
+    .unwrap();
+    assert!(d.updater(&["boot-check"]).status.success());
+    let s = d.status();
+    assert_eq!(s["last_install"]["result"], "rolled-back");
+    let error = s["last_install"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("(boot-check failed: check 'api': false exit status: 1)"),
+        "{error}"
     );
 }
 

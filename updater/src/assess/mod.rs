@@ -126,7 +126,11 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
 /// without being confirmed: its update failed and the bootloader fell back.
 fn detect_fallback(boot: &BootState, state: &mut State, booted: Group) -> Option<Group> {
     let last = state.last_install.as_mut()?;
-    if last.result != InstallResult::Installed || last.target == booted {
+    let activated = matches!(
+        last.result,
+        InstallResult::Installed | InstallResult::Unhealthy
+    );
+    if !activated || last.target == booted {
         return None;
     }
     let failed = boot.group(last.target)?;
@@ -135,7 +139,14 @@ fn detect_fallback(boot: &BootState, state: &mut State, booted: Group) -> Option
     }
     let target = last.target;
     let version = last.version.clone();
-    let message = format!("the update to {version} in group {target} did not boot healthy; fell back to group {booted}");
+    let why = last
+        .error
+        .as_deref()
+        .map(|e| format!(" ({e})"))
+        .unwrap_or_default();
+    let message = format!(
+        "the update to {version} in group {target} did not boot healthy{why}; fell back to group {booted}"
+    );
     last.result = InstallResult::RolledBack;
     last.time = now();
     last.error = Some(message.clone());
@@ -155,7 +166,7 @@ fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failur
     if confirmed {
         last.result = InstallResult::Confirmed;
     } else {
-        last.result = InstallResult::Failed;
+        last.result = InstallResult::Unhealthy;
         last.error = Some(format!("boot-check failed: {}", failures.join("; ")));
     }
 }
