@@ -118,6 +118,7 @@ pub fn install(
     }
     state.record("install", target, Some(&manifest.version.to_string()), None);
     store.save(&state)?;
+    pause_for_fault_injection();
     boot.activate(target, config.boot.tries);
     bootloader.store(&boot)?;
     info!(%target, version = %manifest.version, "installed; group boots next");
@@ -217,6 +218,15 @@ fn write_and_verify<R: Read>(
     progress.end();
     info!(seconds = started.elapsed().as_secs_f64(), "read back");
     Ok(())
+}
+
+/// The QEMU rig cuts the power between recording the new version and activating the group; this
+/// holds the install there when UPDATER_PAUSE_BEFORE_ACTIVATE is set, so the cut lands exactly.
+fn pause_for_fault_injection() {
+    if std::env::var_os("UPDATER_PAUSE_BEFORE_ACTIVATE").is_some() {
+        eprintln!("updater: paused before activation");
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
 }
 
 fn record_failure(
