@@ -2,8 +2,9 @@
 # The main job end to end on the built-in example (examples/acme-robot): make a signing key,
 # build two versions of a rootfs image, bundle and verify them as CI would, install on a
 # simulated device (slots are files, the bootloader state is a file), "reboot" into the new group,
-# mark it good, and watch a tampered bundle and a downgrade being refused. Each step says what it
-# shows; the script stops with a non-zero status if anything behaves otherwise.
+# mark it good, and watch a tampered bundle and a downgrade being refused. Then the same on real
+# boots under QEMU (qemu/demo; DEMO_QEMU=0 skips it). Each step says what it shows; the script
+# stops with a non-zero status if anything behaves otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -90,3 +91,8 @@ cmp "$ci/rootfs-1.1.0.img" "$dev/slots/rootfs-a.img"
 run updater status
 echo
 echo "demo: OK (work folder: $work)"
+
+if [ "${DEMO_QEMU:-1}" = 1 ]; then
+  step "The same updater on real boots: a QEMU machine with GRUB, A/B/R partitions and a watchdog"
+  bash qemu/demo
+fi

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked 2>&1 | tee target/test.log
-bash tests/demo-e2e.sh
+DEMO_QEMU=0 bash tests/demo-e2e.sh
 bash scripts/fuzz-smoke.sh
-# One summary line for CI: the sum of every cargo test result line, plus the end-to-end script.
-awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p + 1, f }' target/test.log
+bash tests/qemu-scenarios.sh | tee target/qemu-scenarios.log
+# One summary line for CI: every cargo test, the demo's end-to-end run, and the QEMU scenarios.
+awk '/^test result:/ { p += $4; f += $6 } /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+     END { printf "%d passed, %d failed\n", p + 1, f }' target/test.log target/qemu-scenarios.log

@@ -21,7 +21,7 @@ use updater::{Config, UpdaterError};
 )]
 struct Cli {
     /// Device configuration.
-    #[arg(long, global = true, default_value = updater::config::DEFAULT_PATH)]
+    #[arg(long, global = true, env = "UPDATER_CONFIG", default_value = updater::config::DEFAULT_PATH)]
     config: PathBuf,
     /// No progress output.
     #[arg(long, short, global = true)]
