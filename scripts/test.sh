@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, unit/integration/end-to-end tests, fuzz smoke.
+# The whole test suite: formatting, lints, unit/integration/end-to-end tests, the Yocto layer's
+# checks, fuzz smoke, and the QEMU scenarios on real boots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
@@ -7,8 +8,10 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked 2>&1 | tee target/test.log
 DEMO_QEMU=0 bash tests/demo-e2e.sh
+bash tests/yocto-layer.sh
 bash scripts/fuzz-smoke.sh
 bash tests/qemu-scenarios.sh | tee target/qemu-scenarios.log
-# One summary line for CI: every cargo test, the demo's end-to-end run, and the QEMU scenarios.
+# One summary line for CI: every cargo test, the QEMU scenarios, and the two script checks above
+# (demo end to end, Yocto layer), which stop this script if they fail.
 awk '/^test result:/ { p += $4; f += $6 } /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
-     END { printf "%d passed, %d failed\n", p + 1, f }' target/test.log target/qemu-scenarios.log
+     END { printf "%d passed, %d failed\n", p + 2, f }' target/test.log target/qemu-scenarios.log
