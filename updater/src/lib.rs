@@ -6,6 +6,7 @@ pub mod assess;
 pub mod bootloader;
 pub mod config;
 pub mod error;
+pub mod firmware;
 pub mod fsutil;
 pub mod install;
 pub mod progress;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses a part
 
+pub mod stm32_sim;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
