@@ -1,4 +1,5 @@
 //! Firmware for the microcontrollers beside the Linux board.
+pub mod dfu;
 pub mod stm32;
 
 use std::time::Duration;

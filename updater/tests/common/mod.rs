@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses a part
 
+pub mod dfu_sim;
 pub mod stm32_sim;
 
 use std::path::Path;
