@@ -10,6 +10,8 @@ pub const EXIT_INCOMPATIBLE: u8 = 6;
 pub const EXIT_IO: u8 = 7;
 pub const EXIT_BOOTLOADER: u8 = 8;
 pub const EXIT_BUSY: u8 = 10;
+/// Flashing a microcontroller failed.
+pub const EXIT_FIRMWARE: u8 = 12;
 /// boot-check: a health check or the self-test failed.
 pub const EXIT_UNHEALTHY: u8 = 11;
 
@@ -39,6 +41,8 @@ pub enum UpdaterError {
     UnknownBootedGroup(String),
     #[error("refused: {0}")]
     Refused(String),
+    #[error("firmware: {0}")]
+    Firmware(String),
     #[error("another updater holds {0}; try again when it is done")]
     Busy(String),
 }
@@ -56,6 +60,7 @@ impl UpdaterError {
             UpdaterError::Bootloader(_) => EXIT_BOOTLOADER,
             UpdaterError::Refused(_) => EXIT_OTHER,
             UpdaterError::Busy(_) => EXIT_BUSY,
+            UpdaterError::Firmware(_) => EXIT_FIRMWARE,
         }
     }
 

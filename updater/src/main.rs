@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use updater::assess::{boot_check, mark, reboot as reboot_now, Mark};
 use updater::error::EXIT_UNHEALTHY;
+use updater::firmware::{flash, Parity, Target};
 use updater::install::{install, InstallOptions};
 use updater::progress::{Progress, Style};
 use updater::slots::Group;
@@ -58,6 +59,114 @@ enum Command {
         #[arg(long)]
         no_reboot: bool,
     },
+    /// Microcontroller firmware.
+    Firmware {
+        #[command(subcommand)]
+        command: FirmwareCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FirmwareCommand {
+    /// Flash one image directly and verify it (bring-up, tests); needs no config.
+    Flash(FlashArgs),
+}
+
+#[derive(clap::Args)]
+struct FlashArgs {
+    #[arg(long, value_enum)]
+    protocol: Protocol,
+    /// Serial port (stm32-serial).
+    #[arg(long)]
+    port: Option<String>,
+    #[arg(long, default_value_t = 57600)]
+    baud: u32,
+    /// The STM32 bootloader wants even parity; "none" for links that cannot carry it.
+    #[arg(long, value_enum, default_value = "even")]
+    parity: ParityArg,
+    /// USB vendor:product in hex, e.g. 0483:df11 (dfu, dfuse).
+    #[arg(long, value_parser = parse_usb_id)]
+    usb: Option<(u16, u16)>,
+    /// USB serial number, when several devices share vendor:product.
+    #[arg(long)]
+    serial: Option<String>,
+    /// DFU alternate setting.
+    #[arg(long, default_value_t = 0)]
+    alt: u8,
+    /// Flash address, e.g. 0x08000000 (stm32-serial, dfuse).
+    #[arg(long, value_parser = parse_address)]
+    address: Option<u32>,
+    image: PathBuf,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Protocol {
+    #[value(name = "stm32-serial")]
+    Stm32Serial,
+    Dfu,
+    Dfuse,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ParityArg {
+    Even,
+    None,
+}
+
+fn parse_address(text: &str) -> Result<u32, String> {
+    let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"));
+    match hex {
+        Some(h) => u32::from_str_radix(h, 16),
+        None => text.parse(),
+    }
+    .map_err(|_| format!("'{text}' is not an address (e.g. 0x08000000)"))
+}
+
+fn parse_usb_id(text: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("'{text}' is not VENDOR:PRODUCT in hex (e.g. 0483:df11)");
+    let (v, p) = text.split_once(':').ok_or_else(bad)?;
+    Ok((
+        u16::from_str_radix(v, 16).map_err(|_| bad())?,
+        u16::from_str_radix(p, 16).map_err(|_| bad())?,
+    ))
+}
+
+impl FlashArgs {
+    fn target(&self) -> Result<Target, UpdaterError> {
+        let missing = |what: &str| UpdaterError::Refused(format!("this --protocol needs {what}"));
+        let usb = || self.usb.ok_or_else(|| missing("--usb"));
+        let address = || self.address.ok_or_else(|| missing("--address"));
+        Ok(match self.protocol {
+            Protocol::Stm32Serial => Target::Stm32Serial {
+                port: self.port.clone().ok_or_else(|| missing("--port"))?,
+                baud: self.baud,
+                parity: match self.parity {
+                    ParityArg::Even => Parity::Even,
+                    ParityArg::None => Parity::None,
+                },
+                address: address()?,
+            },
+            Protocol::Dfu => {
+                let (vendor, product) = usb()?;
+                Target::Dfu {
+                    vendor,
+                    product,
+                    serial: self.serial.clone(),
+                    alt: self.alt,
+                }
+            }
+            Protocol::Dfuse => {
+                let (vendor, product) = usb()?;
+                Target::DfuSe {
+                    vendor,
+                    product,
+                    serial: self.serial.clone(),
+                    alt: self.alt,
+                    address: address()?,
+                }
+            }
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -79,8 +188,30 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
+    if let Command::Firmware {
+        command: FirmwareCommand::Flash(args),
+    } = &cli.command
+    {
+        let target = args.target()?;
+        let image = &args.image;
+        let data = std::fs::read(image)
+            .map_err(UpdaterError::io(format!("reading {}", image.display())))?;
+        let style = if cli.quiet {
+            Style::Quiet
+        } else {
+            Style::for_stderr()
+        };
+        flash(&target, &data, &Progress::new(style))?;
+        println!(
+            "flashed and verified {} bytes on {}",
+            data.len(),
+            target.describe()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let config = Config::load(&cli.config)?;
     match &cli.command {
+        Command::Firmware { .. } => unreachable!("handled above"),
         Command::Install {
             source,
             allow_downgrade,

@@ -161,3 +161,122 @@ fn no_device_at_all() {
         "{err}"
     );
 }
+
+fn updater_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_updater"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn firmware_flash_command_flashes_and_verifies() {
+    let sim = stm32_sim::start(Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("motor.bin");
+    fs::write(&path, image(4000)).unwrap();
+    let port = sim.port.to_str().unwrap();
+    let out = updater_cli(&[
+        "firmware",
+        "flash",
+        "--protocol",
+        "stm32-serial",
+        "--port",
+        port,
+        "--baud",
+        "115200",
+        "--address",
+        "0x08000000",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .starts_with("flashed and verified 4000 bytes on stm32-serial"));
+    assert_eq!(&sim.flash.lock().unwrap()[..4000], &image(4000)[..]);
+}
+
+#[test]
+fn firmware_flash_failures_are_one_line_with_their_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fw.bin");
+    fs::write(&path, image(100)).unwrap();
+    let image_arg = path.to_str().unwrap();
+    let check = |out: std::process::Output, code: i32, message: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        // Log lines (the pty's parity warning) may come before; the failure is one line, the last.
+        let errors: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("updater: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert_eq!(err.lines().last(), Some(errors[0]));
+        assert!(errors[0].contains(message), "'{err}' lacks '{message}'");
+    };
+    let sim = stm32_sim::start(Faults {
+        lose_writes: true,
+        ..Default::default()
+    });
+    let port = sim.port.to_str().unwrap();
+    check(
+        updater_cli(&[
+            "firmware",
+            "flash",
+            "--protocol",
+            "stm32-serial",
+            "--port",
+            port,
+            "--address",
+            "0x08000000",
+            image_arg,
+        ]),
+        12,
+        "firmware: stm32-serial",
+    );
+    check(
+        updater_cli(&[
+            "firmware",
+            "flash",
+            "--protocol",
+            "stm32-serial",
+            "--address",
+            "0x08000000",
+            image_arg,
+        ]),
+        1,
+        "needs --port",
+    );
+    check(
+        updater_cli(&[
+            "firmware",
+            "flash",
+            "--protocol",
+            "stm32-serial",
+            "--port",
+            "/nonexistent/tty",
+            "--address",
+            "0",
+            image_arg,
+        ]),
+        12,
+        "/nonexistent/tty",
+    );
+    check(
+        updater_cli(&[
+            "firmware",
+            "flash",
+            "--protocol",
+            "dfu",
+            "--usb",
+            "0483:df11",
+            image_arg,
+        ]),
+        12,
+        "firmware: dfu 0483:df11",
+    );
+}

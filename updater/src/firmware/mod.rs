@@ -1,8 +1,12 @@
 //! Firmware for the microcontrollers beside the Linux board.
 pub mod dfu;
+mod flash;
 pub mod stm32;
+pub mod usb;
 
 use std::time::Duration;
+
+pub use flash::{flash, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parity {

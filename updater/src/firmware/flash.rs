@@ -1,0 +1,113 @@
+//! Flashing one image to one target, verified, with whichever protocol the target speaks.
+use crate::error::{Result, UpdaterError};
+use crate::progress::Progress;
+
+use super::dfu::Dfu;
+use super::stm32::{Bootloader, Timeouts};
+use super::usb::UsbTransport;
+use super::{open_serial, Parity};
+
+/// Where a microcontroller is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// STM32 system bootloader on a UART (AN3155).
+    Stm32Serial {
+        port: String,
+        baud: u32,
+        parity: Parity,
+        address: u32,
+    },
+    /// USB DFU 1.1.
+    Dfu {
+        vendor: u16,
+        product: u16,
+        serial: Option<String>,
+        alt: u8,
+    },
+    /// ST's DfuSe extension of DFU, with a flash address.
+    DfuSe {
+        vendor: u16,
+        product: u16,
+        serial: Option<String>,
+        alt: u8,
+        address: u32,
+    },
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Stm32Serial { port, baud, .. } => format!("stm32-serial {port} at {baud} baud"),
+            Target::Dfu {
+                vendor,
+                product,
+                alt,
+                ..
+            } => format!("dfu {vendor:04x}:{product:04x} alt {alt}"),
+            Target::DfuSe {
+                vendor,
+                product,
+                alt,
+                ..
+            } => format!("dfuse {vendor:04x}:{product:04x} alt {alt}"),
+        }
+    }
+}
+
+/// Writes `image` to the target and verifies it by reading it back; an error names the target.
+pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
+    let fail = |e: String| UpdaterError::Firmware(format!("{}: {e}", target.describe()));
+    progress.begin("firmware", image.len() as u64);
+    let advance = &mut |n: u64| progress.advance(n);
+    match target {
+        Target::Stm32Serial {
+            port,
+            baud,
+            parity,
+            address,
+        } => {
+            let link = open_serial(port, *baud, *parity).map_err(|e| fail(e.to_string()))?;
+            let mut bootloader =
+                Bootloader::connect(link, Timeouts::default()).map_err(|e| fail(e.to_string()))?;
+            bootloader
+                .flash(*address, image, advance)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Target::Dfu {
+            vendor,
+            product,
+            serial,
+            alt,
+        } => {
+            let usb = UsbTransport::open(*vendor, *product, serial.as_deref(), *alt)
+                .map_err(|e| fail(e.to_string()))?;
+            let mut dfu = Dfu::new(usb);
+            let result = dfu
+                .ensure_idle()
+                .and_then(|()| dfu.download(image, 0, advance));
+            result.map_err(|e| fail(e.to_string()))?;
+            // A device that reset itself after manifestation has to be found again to read back.
+            let usb = UsbTransport::open(*vendor, *product, serial.as_deref(), *alt)
+                .map_err(|e| fail(e.to_string()))?;
+            let mut dfu = Dfu::new(usb);
+            dfu.ensure_idle()
+                .and_then(|()| dfu.verify_upload(image, 0))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Target::DfuSe {
+            vendor,
+            product,
+            serial,
+            alt,
+            address,
+        } => {
+            let usb = UsbTransport::open(*vendor, *product, serial.as_deref(), *alt)
+                .map_err(|e| fail(e.to_string()))?;
+            Dfu::new(usb)
+                .dfuse_flash(*address, image, advance)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+    }
+    progress.end();
+    Ok(())
+}
