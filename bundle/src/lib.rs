@@ -24,11 +24,12 @@ mod writer;
 pub use chunk::{hash_chunk, ChunkDigest, ImageHasher, UnverifiedChunk, VerifiedChunk};
 pub use error::{BundleError, ErrorClass};
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
-pub use manifest::{Component, ComponentKind, Manifest, FORMAT_VERSION};
+pub use manifest::{Component, ComponentKind, FirmwareTarget, Manifest, FORMAT_VERSION};
 pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
 pub use writer::{
-    create_bundle, BundleInput, CreateOptions, CreateReport, ImageInput, DEFAULT_LEVEL,
+    create_bundle, BundleInput, CreateOptions, CreateReport, FirmwareInput, ImageInput,
+    DEFAULT_LEVEL,
 };
 
 /// Bytes of uncompressed image data per chunk and per zstd frame, unless the creator asks otherwise.

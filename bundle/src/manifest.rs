@@ -31,6 +31,62 @@ pub struct Manifest {
 pub enum ComponentKind {
     /// A raw image for one slot class of the target group (e.g. rootfs, app).
     Image,
+    /// Microcontroller firmware that belongs to the group (flashed when the group runs).
+    Firmware,
+}
+
+/// Where a firmware component goes and how (docs/firmware.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareTarget {
+    /// `stm32-serial`, `dfu` or `dfuse`.
+    pub protocol: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baud: Option<u32>,
+    /// `even` (default for stm32-serial) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<String>,
+    /// `VENDOR:PRODUCT` in hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usb: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<u32>,
+}
+
+impl FirmwareTarget {
+    pub fn validate(&self) -> Result<(), String> {
+        let need = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("protocol {} needs {what}", self.protocol))
+            }
+        };
+        match self.protocol.as_str() {
+            "stm32-serial" => {
+                need(self.port.is_some(), "port")?;
+                need(self.address.is_some(), "address")?;
+                match self.parity.as_deref() {
+                    None | Some("even") | Some("none") => Ok(()),
+                    Some(other) => Err(format!("parity '{other}' must be even or none")),
+                }
+            }
+            "dfu" => need(self.usb.is_some(), "usb"),
+            "dfuse" => {
+                need(self.usb.is_some(), "usb")?;
+                need(self.address.is_some(), "address")
+            }
+            other => Err(format!(
+                "unknown firmware protocol '{other}' (known: stm32-serial, dfu, dfuse)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +104,11 @@ pub struct Component {
     pub sha256: ChunkDigest,
     #[serde(with = "hex_digests")]
     pub chunks: Vec<ChunkDigest>,
+    /// For firmware: its own version, and where it goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<FirmwareTarget>,
 }
 
 impl Manifest {
@@ -109,6 +170,25 @@ impl Manifest {
                 (ComponentKind::Image, None) => {
                     return invalid(format!("image '{}' has no slot_class", c.name))
                 }
+                (ComponentKind::Firmware, Some(_)) => {
+                    return invalid(format!("firmware '{}' cannot have a slot_class", c.name))
+                }
+                (ComponentKind::Firmware, None) => {
+                    let target = c.target.as_ref().ok_or_else(|| {
+                        BundleError::InvalidManifest(format!("firmware '{}' has no target", c.name))
+                    })?;
+                    target.validate().map_err(|e| {
+                        BundleError::InvalidManifest(format!("firmware '{}': {e}", c.name))
+                    })?;
+                    if c.firmware_version.is_none() {
+                        return invalid(format!("firmware '{}' has no firmware_version", c.name));
+                    }
+                }
+            }
+            if c.kind == ComponentKind::Image
+                && (c.target.is_some() || c.firmware_version.is_some())
+            {
+                return invalid(format!("image '{}' cannot have a firmware target", c.name));
             }
             let expected = c.size.div_ceil(u64::from(self.chunk_size));
             if c.chunks.len() as u64 != expected {
@@ -241,6 +321,8 @@ mod tests {
                 size: 1_500_000,
                 sha256: [1; 32],
                 chunks: vec![[2; 32], [3; 32]],
+                firmware_version: None,
+                target: None,
             }],
         }
     }

@@ -16,8 +16,9 @@ use crate::manifest::check_identifier;
 use crate::seek_table::{SeekEntry, SeekTable};
 use crate::tar::{self, BLOCK};
 use crate::{
-    hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind, KeyId, Manifest,
-    SigningKey, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MANIFEST_ENTRY, SIGNATURE_ENTRY,
+    hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind, FirmwareTarget,
+    KeyId, Manifest, SigningKey, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MANIFEST_ENTRY,
+    SIGNATURE_ENTRY,
 };
 
 /// What a release engineer asks for (the input manifest of `bundle-tool create`).
@@ -27,6 +28,16 @@ pub struct BundleInput {
     pub version: semver::Version,
     pub security_version: u64,
     pub images: Vec<ImageInput>,
+    pub firmware: Vec<FirmwareInput>,
+}
+
+/// Microcontroller firmware to carry in the bundle.
+#[derive(Debug, Clone)]
+pub struct FirmwareInput {
+    pub name: String,
+    pub version: String,
+    pub target: FirmwareTarget,
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +55,18 @@ struct InputFile {
     security_version: u64,
     #[serde(default)]
     image: Vec<InputImage>,
+    #[serde(default)]
+    firmware: Vec<InputFirmware>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputFirmware {
+    name: String,
+    version: String,
+    file: PathBuf,
+    #[serde(flatten)]
+    target: FirmwareTarget,
 }
 
 #[derive(Deserialize)]
@@ -62,8 +85,8 @@ impl BundleInput {
         let file: InputFile = toml::from_str(&text).map_err(|e| bad(e.message().to_string()))?;
         let version = semver::Version::parse(&file.version)
             .map_err(|e| bad(format!("version '{}' is not semver ({e})", file.version)))?;
-        if file.image.is_empty() {
-            return Err(bad("no [[image]] given".into()));
+        if file.image.is_empty() && file.firmware.is_empty() {
+            return Err(bad("no [[image]] or [[firmware]] given".into()));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let images = file
@@ -74,11 +97,22 @@ impl BundleInput {
                 path: base.join(i.file),
             })
             .collect();
+        let firmware = file
+            .firmware
+            .into_iter()
+            .map(|f| FirmwareInput {
+                path: base.join(f.file),
+                name: f.name,
+                version: f.version,
+                target: f.target,
+            })
+            .collect();
         Ok(BundleInput {
             compatible: file.compatible,
             version,
             security_version: file.security_version,
             images,
+            firmware,
         })
     }
 }
@@ -123,26 +157,50 @@ pub fn create_bundle(
     let threads = options.threads.max(1);
     let mut files = Vec::new();
     let mut components = Vec::new();
-    for image in &input.images {
-        check_identifier("slot class", &image.slot_class)?;
-        let file = File::open(&image.path)
-            .map_err(BundleError::io(format!("image {}", image.path.display())))?;
+    let sources = input
+        .images
+        .iter()
+        .map(|i| {
+            (
+                i.slot_class.clone(),
+                format!("{}.img", i.slot_class),
+                &i.path,
+                None,
+            )
+        })
+        .chain(
+            input
+                .firmware
+                .iter()
+                .map(|f| (f.name.clone(), format!("{}.fw", f.name), &f.path, Some(f))),
+        );
+    for (name, entry, path, firmware) in sources {
+        if firmware.is_none() {
+            check_identifier("slot class", &name)?;
+        }
+        let file =
+            File::open(path).map_err(BundleError::io(format!("image {}", path.display())))?;
         let meta = file
             .metadata()
-            .map_err(BundleError::io(format!("image {}", image.path.display())))?;
+            .map_err(BundleError::io(format!("image {}", path.display())))?;
         if !meta.is_file() {
             return Err(BundleError::BadInput(format!(
                 "image {} is not a regular file",
-                image.path.display()
+                path.display()
             )));
         }
-        let (sha256, chunks) =
-            hash_image(&file, meta.len(), options.chunk_size, threads, &image.path)?;
+        let (sha256, chunks) = hash_image(&file, meta.len(), options.chunk_size, threads, path)?;
         components.push(Component {
-            name: image.slot_class.clone(),
-            kind: ComponentKind::Image,
-            slot_class: Some(image.slot_class.clone()),
-            entry: format!("{}.img", image.slot_class),
+            kind: if firmware.is_some() {
+                ComponentKind::Firmware
+            } else {
+                ComponentKind::Image
+            },
+            slot_class: firmware.is_none().then(|| name.clone()),
+            firmware_version: firmware.map(|f| f.version.clone()),
+            target: firmware.map(|f| f.target.clone()),
+            name,
+            entry,
             size: meta.len(),
             sha256,
             chunks,

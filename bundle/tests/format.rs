@@ -57,6 +57,7 @@ fn fixture() -> Fixture {
                 path: dir.path().join("app.img"),
             },
         ],
+        firmware: vec![],
     };
     let out = dir.path().join("b.zst");
     create_bundle(&input, &[&key], &out, &CreateOptions::default()).unwrap();
@@ -118,6 +119,7 @@ fn creation_is_deterministic() {
             slot_class: "rootfs".into(),
             path: dir.path().join("r.img"),
         }],
+        firmware: vec![],
     };
     let (a, b) = (dir.path().join("a.zst"), dir.path().join("b.zst"));
     create_bundle(

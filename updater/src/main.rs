@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use updater::assess::{boot_check, mark, reboot as reboot_now, Mark};
 use updater::error::EXIT_UNHEALTHY;
+use updater::firmware::sync::{status as firmware_status, sync as firmware_sync, Outcome};
 use updater::firmware::{flash, Parity, Target};
 use updater::install::{install, InstallOptions};
 use updater::progress::{Progress, Style};
 use updater::slots::Group;
+use updater::state::StateDir;
 use updater::status::{status, Status};
 use updater::{Config, UpdaterError};
 
@@ -70,6 +72,13 @@ enum Command {
 enum FirmwareCommand {
     /// Flash one image directly and verify it (bring-up, tests); needs no config.
     Flash(FlashArgs),
+    /// Flash the booted group's firmware where the targets do not already run it.
+    Sync,
+    /// Per target: what the booted group expects and what was last flashed and verified.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -211,7 +220,51 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
     }
     let config = Config::load(&cli.config)?;
     match &cli.command {
-        Command::Firmware { .. } => unreachable!("handled above"),
+        Command::Firmware {
+            command: FirmwareCommand::Sync,
+        } => {
+            let store = StateDir::lock(&config.state_dir)?;
+            let mut state = store.load()?;
+            let style = if cli.quiet {
+                Style::Quiet
+            } else {
+                Style::for_stderr()
+            };
+            for outcome in firmware_sync(&config, &store, &mut state, &Progress::new(style))? {
+                match outcome {
+                    Outcome::AlreadyRunning(name) => {
+                        println!("{name}: already runs the booted group's firmware")
+                    }
+                    Outcome::Flashed(name) => println!("{name}: flashed and verified"),
+                }
+            }
+        }
+        Command::Firmware {
+            command: FirmwareCommand::Status { json },
+        } => {
+            let state = StateDir::open_read_only(&config.state_dir).load()?;
+            let targets = firmware_status(&config, &state)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&targets).expect("status serializes")
+                );
+            } else {
+                for t in targets {
+                    let flashed = t.flashed.as_ref().map_or("never flashed".to_string(), |f| {
+                        format!("flashed {} from group {} at {}", f.version, f.group, f.time)
+                    });
+                    let sync = if t.in_sync { "in sync" } else { "NOT in sync" };
+                    println!(
+                        "{} ({}): expects {}, {flashed}: {sync}",
+                        t.name, t.target, t.expected_version
+                    );
+                }
+            }
+        }
+        Command::Firmware {
+            command: FirmwareCommand::Flash(_),
+        } => unreachable!("handled above"),
         Command::Install {
             source,
             allow_downgrade,

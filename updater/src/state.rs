@@ -29,6 +29,9 @@ pub struct State {
     pub last_install: Option<InstallRecord>,
     #[serde(default)]
     pub events: Vec<Event>,
+    /// What was last flashed and verified on each microcontroller, by firmware name.
+    #[serde(default)]
+    pub firmware: crate::firmware::sync::FlashedMap,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,6 +42,7 @@ impl Device {
                 slot_class: "rootfs".into(),
                 path: d.path("rootfs.img"),
             }],
+            firmware: vec![],
         };
         create_bundle(&input, &[&key], &d.path("b.zst"), &CreateOptions::default()).unwrap();
         let out = d.updater(&["install", d.path("b.zst").to_str().unwrap()]);

@@ -77,6 +77,7 @@ impl Device {
             version: version.parse().unwrap(),
             security_version: security,
             images: inputs,
+            firmware: vec![],
         };
         let out = self.path(name);
         create_bundle(&input, &[&self.key], &out, &CreateOptions::default()).unwrap();

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::bootloader::{self, BootState};
 use crate::config::{Config, OnFailure};
 use crate::error::{Result, UpdaterError};
+use crate::progress::{Progress, Style};
 use crate::slots::Group;
 use crate::state::{now, InstallResult, State, StateDir};
 
@@ -90,6 +91,11 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     let rolled_back_from = detect_fallback(&boot, &mut state, booted);
 
     let mut failures = self_test::run(config, &mut bootloader, &boot, &store);
+    // The microcontrollers must run this group's firmware before the system counts as healthy.
+    let quiet = Progress::new(Style::Quiet);
+    if let Err(e) = crate::firmware::sync::sync(config, &store, &mut state, &quiet) {
+        failures.push(e.to_string());
+    }
     for check in &config.boot_check.checks {
         if let Err(why) = check.run() {
             failures.push(format!("check '{}': {why}", check.name));

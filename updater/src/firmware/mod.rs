@@ -2,6 +2,8 @@
 pub mod dfu;
 mod flash;
 pub mod stm32;
+pub mod store;
+pub mod sync;
 pub mod usb;
 
 use std::time::Duration;

@@ -20,6 +20,7 @@ use tracing::info;
 use crate::bootloader;
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
+use crate::firmware::store as firmware_store;
 use crate::progress::Progress;
 use crate::slots::{Group, Slot, SlotInfo};
 use crate::state::{now, GroupRecord, InstallRecord, InstallResult, State, StateDir};
@@ -71,19 +72,42 @@ pub fn install(
     policy::check_slots(&manifest, target, &slots, &infos)?;
     check_not_shared(config, target, &infos)?;
 
+    // Firmware is kept per group in the state folder, written and verified like a slot.
+    let firmware_dir = firmware_store::group_dir(&config.state_dir, target);
+    let firmware_slots: Vec<Slot> = manifest
+        .components
+        .iter()
+        .map(|c| Slot {
+            path: firmware_store::image_path(&firmware_dir, &c.name),
+            size: None,
+        })
+        .collect();
     let mut specs = Vec::new();
-    let mut targets = Vec::new();
-    let mut route = HashMap::new();
-    for component in &manifest.components {
-        let class = component.slot_class.as_deref().unwrap_or_default();
-        let spec = &slots[class];
-        route.insert(component.name.clone(), targets.len());
-        targets.push(SlotTarget {
-            name: format!("{target}/{class}"),
-            file: spec.open_for_write()?,
-        });
-        specs.push(spec);
+    let mut names = Vec::new();
+    for (component, firmware_slot) in manifest.components.iter().zip(&firmware_slots) {
+        match component.slot_class.as_deref() {
+            Some(class) => {
+                names.push(format!("{target}/{class}"));
+                specs.push(&slots[class]);
+            }
+            None => {
+                names.push(format!("{target}/firmware {}", component.name));
+                specs.push(firmware_slot);
+            }
+        }
     }
+    // Slots are opened (not changed) before anything changes, so an unwritable one changes nothing.
+    let mut files: Vec<Option<std::fs::File>> = manifest
+        .components
+        .iter()
+        .zip(&specs)
+        .map(|(c, spec)| {
+            c.slot_class
+                .as_ref()
+                .map(|_| spec.open_for_write())
+                .transpose()
+        })
+        .collect::<Result<_>>()?;
 
     // From here on the target group changes: it must not boot until it is complete and verified.
     boot.make_unbootable(target);
@@ -97,6 +121,18 @@ pub fn install(
         error: None,
     });
     store.save(&state)?;
+    // The group's old firmware goes with its old system.
+    firmware_store::clear(&firmware_dir)?;
+    let mut targets = Vec::new();
+    let mut route = HashMap::new();
+    for ((component, spec), name) in manifest.components.iter().zip(&specs).zip(names) {
+        let file = match files[targets.len()].take() {
+            Some(file) => file,
+            None => spec.open_for_write()?,
+        };
+        route.insert(component.name.clone(), targets.len());
+        targets.push(SlotTarget { name, file });
+    }
 
     let written = write_and_verify(reader, &manifest, &specs, &targets, &route, progress);
     if let Err(err) = written {
@@ -104,6 +140,7 @@ pub fn install(
         return Err(err);
     }
 
+    firmware_store::record(&firmware_dir, &manifest)?;
     state.groups.insert(
         target,
         GroupRecord {

@@ -54,7 +54,10 @@ pub fn check_slots(
     info: &[SlotInfo],
 ) -> Result<()> {
     for component in &manifest.components {
-        let class = component.slot_class.as_deref().unwrap_or_default();
+        // Firmware goes to the state folder, not to a slot.
+        let Some(class) = component.slot_class.as_deref() else {
+            continue;
+        };
         let Some(index) = slots.keys().position(|k| k == class) else {
             return Err(UpdaterError::Incompatible(format!(
                 "bundle has an image for slot class '{class}', but group {target} has no such slot (it has: {})",
