@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use bundle::{
-    create_bundle, BundleError, BundleInput, BundleReader, CreateOptions, ImageHasher, Keyring,
-    Manifest, SigningKey,
+    create_bundle, BundleError, BundleInput, BundleReader, ComponentKind, CreateOptions,
+    ImageHasher, Keyring, Manifest, SigningKey,
 };
 use clap::{Parser, Subcommand};
 
@@ -241,10 +241,19 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
     println!("signature:        not checked here (bundle-tool verify checks it)");
     println!("components:");
     for c in &m.components {
+        let role = match (&c.slot_class, &c.target) {
+            (Some(class), _) => format!("image for slot class {class}"),
+            (None, Some(t)) => format!(
+                "firmware {} ({})",
+                c.firmware_version.as_deref().unwrap_or("?"),
+                t.protocol
+            ),
+            (None, None) => "?".to_string(),
+        };
         println!(
-            "  {:<10} image for slot class {:<8} {:>12} bytes  {} chunks  sha256 {}",
+            "  {:<10} {:<30} {:>12} bytes  {} chunks  sha256 {}",
             c.name,
-            c.slot_class.as_deref().unwrap_or("-"),
+            role,
             c.size,
             c.chunks.len(),
             hex_string(&c.sha256)
@@ -260,8 +269,13 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
         .map(|c| {
             serde_json::json!({
                 "name": c.name,
-                "kind": "image",
+                "kind": match c.kind {
+                    ComponentKind::Image => "image",
+                    ComponentKind::Firmware => "firmware",
+                },
                 "slot_class": c.slot_class,
+                "firmware_version": c.firmware_version,
+                "target": c.target.as_ref().map(|t| t.protocol.clone()),
                 "entry": c.entry,
                 "size": c.size,
                 "sha256": hex_string(&c.sha256),

@@ -228,3 +228,55 @@ fn keys_made_by_openssl_sign_and_verify() {
     run(&["pkey", "-pubin", "-in", "ours.pub", "-noout"]);
     run(&["pkey", "-in", "ours.key", "-noout"]);
 }
+
+#[test]
+fn firmware_in_the_input_manifest() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "k"]));
+    fs::write(d.join("motor.bin"), vec![7u8; 5000]).unwrap();
+    let manifest = fs::read_to_string(d.join("m.toml")).unwrap()
+        + "\n[[firmware]]\nname = \"motor\"\nversion = \"3.1\"\nfile = \"motor.bin\"\nprotocol = \"stm32-serial\"\nport = \"/dev/ttyS1\"\naddress = 0x08000000\n";
+    fs::write(d.join("fw.toml"), manifest).unwrap();
+    ok(&tool(
+        d,
+        &[
+            "create",
+            "--manifest",
+            "fw.toml",
+            "--key",
+            "k.key",
+            "--output",
+            "b.zst",
+        ],
+    ));
+    ok(&tool(d, &["verify", "--keyring", "k.pub", "b.zst"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "b.zst"]))).unwrap();
+    assert_eq!(json["components"][1]["kind"], "firmware");
+    assert_eq!(json["components"][1]["firmware_version"], "3.1");
+    assert_eq!(json["components"][1]["target"], "stm32-serial");
+    let text = ok(&tool(d, &["info", "b.zst"]));
+    assert!(text.contains("firmware 3.1 (stm32-serial)"), "{text}");
+    // A firmware entry without its device is refused with the reason.
+    let broken = fs::read_to_string(d.join("fw.toml"))
+        .unwrap()
+        .replace("port = \"/dev/ttyS1\"\n", "");
+    fs::write(d.join("broken.toml"), broken).unwrap();
+    fails(
+        &tool(
+            d,
+            &[
+                "create",
+                "--manifest",
+                "broken.toml",
+                "--key",
+                "k.key",
+                "--output",
+                "x.zst",
+            ],
+        ),
+        9,
+        "protocol stm32-serial needs port",
+    );
+}

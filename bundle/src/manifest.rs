@@ -365,6 +365,55 @@ mod tests {
     }
 
     #[test]
+    fn firmware_components_need_a_valid_target_and_version() {
+        let firmware = |target: Option<FirmwareTarget>, version: Option<&str>| {
+            let mut m = sample();
+            m.components.push(Component {
+                name: "motor".into(),
+                kind: ComponentKind::Firmware,
+                slot_class: None,
+                entry: "motor.fw".into(),
+                size: 10,
+                sha256: [4; 32],
+                chunks: vec![[5; 32]],
+                firmware_version: version.map(Into::into),
+                target,
+            });
+            Manifest::parse(m.to_toml().as_bytes())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let target = |protocol: &str| FirmwareTarget {
+            protocol: protocol.into(),
+            port: Some("/dev/ttyS1".into()),
+            baud: None,
+            parity: None,
+            usb: None,
+            serial: None,
+            alt: None,
+            address: Some(0x0800_0000),
+        };
+        assert_eq!(firmware(Some(target("stm32-serial")), Some("1.0")), Ok(()));
+        assert!(firmware(None, Some("1.0"))
+            .unwrap_err()
+            .contains("firmware 'motor' has no target"));
+        assert!(firmware(Some(target("stm32-serial")), None)
+            .unwrap_err()
+            .contains("no firmware_version"));
+        assert!(firmware(Some(target("dfu")), Some("1"))
+            .unwrap_err()
+            .contains("protocol dfu needs usb"));
+        assert!(firmware(Some(target("jtag")), Some("1"))
+            .unwrap_err()
+            .contains("unknown firmware protocol 'jtag'"));
+        let mut bad_parity = target("stm32-serial");
+        bad_parity.parity = Some("odd".into());
+        assert!(firmware(Some(bad_parity), Some("1"))
+            .unwrap_err()
+            .contains("parity 'odd'"));
+    }
+
+    #[test]
     fn refuses_unparsable_text() {
         let err = Manifest::parse(b"compatible = ").unwrap_err().to_string();
         assert!(err.starts_with("manifest is invalid:"), "{err}");
