@@ -182,3 +182,32 @@ fn dfuse_erases_the_touched_sectors_writes_verifies_and_leaves() {
     assert_eq!(sim.erased, vec![BASE, BASE + 0x1000]);
     assert_eq!(sim.memory[0x9000], 0x42);
 }
+
+#[test]
+fn a_device_in_run_time_mode_is_detached_and_reset_into_dfu_mode() {
+    let faults = Faults {
+        start_in_runtime: true,
+        ..Default::default()
+    };
+    // Without bitWillDetach the host must reset the device after DETACH.
+    let mut dfu = Dfu::new(SimDfu::new(
+        false,
+        CAN_DOWNLOAD | CAN_UPLOAD | TOLERANT,
+        faults,
+    ))
+    .with_busy_limit(quick());
+    assert!(dfu
+        .ensure_idle()
+        .unwrap_err()
+        .to_string()
+        .contains("run-time mode"));
+    assert!(dfu.detach_if_runtime().unwrap());
+    assert_eq!(dfu.into_transport().resets, 1);
+    // A device already in DFU mode is left alone.
+    let mut dfu = Dfu::new(SimDfu::new(
+        false,
+        CAN_DOWNLOAD | TOLERANT,
+        Faults::default(),
+    ));
+    assert!(!dfu.detach_if_runtime().unwrap());
+}

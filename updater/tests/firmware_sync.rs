@@ -158,6 +158,30 @@ fn a_microcontroller_that_cannot_be_flashed_fails_the_boot_check() {
     assert_eq!(status[0]["in_sync"], false);
 }
 
+#[test]
+fn a_stored_firmware_image_that_rotted_is_not_flashed() {
+    let sim = stm32_sim::start(Faults::default());
+    let d = Device::new();
+    let v1 = d.bundle(1, &sim.port);
+    d.ok(&["install", v1.to_str().unwrap()]);
+    d.boot_into("B");
+    let stored = d.path("state/firmware/B/motor.fw");
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes[100] ^= 0xFF;
+    fs::write(&stored, bytes).unwrap();
+    let out = d.updater(&["firmware", "sync"]);
+    assert_eq!(out.status.code(), Some(12));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("motor.fw does not match its recorded SHA-256"),
+        "{err}"
+    );
+    assert!(
+        sim.flash.lock().unwrap().iter().all(|&b| b == 0xFF),
+        "nothing was flashed"
+    );
+}
+
 /// With a real STM32 in bootloader mode on UPDATER_TEST_STM32_PORT (and optional
 /// UPDATER_TEST_STM32_BAUD): `cargo test -p updater --test firmware_sync -- --ignored`.
 #[test]

@@ -187,6 +187,23 @@ impl<T: Transport> Dfu<T> {
         })
     }
 
+    /// A device in run-time mode (appIDLE) is asked to switch to DFU mode: DETACH, then a USB
+    /// reset unless the functional descriptor says it detaches itself. Returns true when it did;
+    /// the device then comes back as a new USB device that has to be opened again.
+    pub fn detach_if_runtime(&mut self) -> Result<bool> {
+        let status = self.get_status()?;
+        if !matches!(status.state, State::AppIdle | State::AppDetach) {
+            return Ok(false);
+        }
+        let f = self.transport.functional();
+        self.transport
+            .control_out(DETACH, f.detach_timeout_ms, &[])?;
+        if !f.will_detach {
+            self.transport.reset()?;
+        }
+        Ok(true)
+    }
+
     /// Brings the device to dfuIDLE: clears an error, aborts a transfer left half-done.
     pub fn ensure_idle(&mut self) -> Result<()> {
         let status = self.get_status()?;

@@ -2,7 +2,9 @@
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
 
-use super::dfu::Dfu;
+use std::time::{Duration, Instant};
+
+use super::dfu::{Dfu, DfuError};
 use super::stm32::{Bootloader, Timeouts};
 use super::usb::UsbTransport;
 use super::{open_serial, Parity};
@@ -54,6 +56,31 @@ impl Target {
     }
 }
 
+/// Opens the DFU interface; a device found in run-time mode is detached first and opened again
+/// once it has come back in DFU mode (devices that change their product id there are not
+/// followed: name the DFU-mode id).
+fn open_dfu(
+    vendor: u16,
+    product: u16,
+    serial: Option<&str>,
+    alt: u8,
+) -> Result<Dfu<UsbTransport>, DfuError> {
+    let mut dfu = Dfu::new(UsbTransport::open(vendor, product, serial, alt)?);
+    if !dfu.detach_if_runtime()? {
+        return Ok(dfu);
+    }
+    drop(dfu);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        match UsbTransport::open(vendor, product, serial, alt) {
+            Ok(usb) => return Ok(Dfu::new(usb)),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Writes `image` to the target and verifies it by reading it back; an error names the target.
 pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
     let fail = |e: String| UpdaterError::Firmware(format!("{}: {e}", target.describe()));
@@ -79,9 +106,8 @@ pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
             serial,
             alt,
         } => {
-            let usb = UsbTransport::open(*vendor, *product, serial.as_deref(), *alt)
+            let mut dfu = open_dfu(*vendor, *product, serial.as_deref(), *alt)
                 .map_err(|e| fail(e.to_string()))?;
-            let mut dfu = Dfu::new(usb);
             let result = dfu
                 .ensure_idle()
                 .and_then(|()| dfu.download(image, 0, advance));
@@ -101,9 +127,8 @@ pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
             alt,
             address,
         } => {
-            let usb = UsbTransport::open(*vendor, *product, serial.as_deref(), *alt)
-                .map_err(|e| fail(e.to_string()))?;
-            Dfu::new(usb)
+            open_dfu(*vendor, *product, serial.as_deref(), *alt)
+                .map_err(|e| fail(e.to_string()))?
                 .dfuse_flash(*address, image, advance)
                 .map_err(|e| fail(e.to_string()))?;
         }

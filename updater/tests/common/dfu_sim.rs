@@ -29,6 +29,8 @@ pub struct Faults {
     pub stuck: bool,
     /// Start in dfuERROR (left there by an earlier failed attempt).
     pub start_in_error: bool,
+    /// Start in run-time mode (appIDLE).
+    pub start_in_runtime: bool,
 }
 
 pub struct SimDfu {
@@ -54,6 +56,8 @@ impl SimDfu {
             memory: vec![0xFF; SIZE],
             state: if faults.start_in_error {
                 State::Error
+            } else if faults.start_in_runtime {
+                State::AppIdle
             } else {
                 State::Idle
             },
@@ -142,6 +146,10 @@ impl SimDfu {
 impl Transport for SimDfu {
     fn control_out(&mut self, request: u8, value: u16, data: &[u8]) -> Result<usize, DfuError> {
         match (request, self.state) {
+            (updater::firmware::dfu::DETACH, State::AppIdle) => {
+                self.state = State::AppDetach;
+                Ok(0)
+            }
             (DNLOAD, State::Idle | State::DnloadIdle) if !data.is_empty() => {
                 self.pending = Some((value, data.to_vec()));
                 self.busy_left = self.faults.busy_polls;
