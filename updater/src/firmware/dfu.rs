@@ -276,15 +276,7 @@ impl<T: Transport> Dfu<T> {
         }
         let size = usize::from(f.transfer_size.max(1));
         for (i, block) in image.chunks(size).enumerate() {
-            let number = first_block.wrapping_add(i as u16);
-            self.transport.control_out(DNLOAD, number, block)?;
-            let status = self.wait_while_busy()?;
-            if status.state != State::DnloadIdle {
-                return Err(DfuError::Status {
-                    status: status_name(status.status),
-                    state: status.state,
-                });
-            }
+            self.download_block(first_block.wrapping_add(i as u16), block)?;
             progress(block.len() as u64);
         }
         self.manifest(first_block.wrapping_add(image.len().div_ceil(size) as u16))
@@ -352,32 +344,23 @@ impl<T: Transport> Dfu<T> {
             u64::from(*start) + u64::from(*len) > u64::from(address) && u64::from(*start) < end
         });
         for (start, _) in touched {
-            self.dfuse_command(&[&[0x41][..], &start.to_le_bytes()].concat())?;
+            self.download_block(0, &[&[0x41][..], &start.to_le_bytes()].concat())?;
         }
         let size = usize::from(self.transport.functional().transfer_size.max(1));
         for (i, block) in image.chunks(size).enumerate() {
-            self.dfuse_command(
-                &[&[0x21][..], &(address + (i * size) as u32).to_le_bytes()].concat(),
-            )?;
-            self.transport.control_out(DNLOAD, 2, block)?;
-            let status = self.wait_while_busy()?;
-            if status.state != State::DnloadIdle {
-                return Err(DfuError::Status {
-                    status: status_name(status.status),
-                    state: status.state,
-                });
-            }
+            self.set_address(address + (i * size) as u32)?;
+            self.download_block(2, block)?;
             progress(block.len() as u64);
         }
         self.transport.control_out(ABORT, 0, &[])?;
         self.expect_idle()?;
-        self.dfuse_command(&[&[0x21][..], &address.to_le_bytes()].concat())?;
+        self.set_address(address)?;
         self.transport.control_out(ABORT, 0, &[])?;
         self.expect_idle()?;
         self.verify_upload(image, 2)?;
         self.expect_idle()?;
         // Leave DFU mode: point at the image and send a zero-length download.
-        self.dfuse_command(&[&[0x21][..], &address.to_le_bytes()].concat())?;
+        self.set_address(address)?;
         self.transport.control_out(DNLOAD, 2, &[])?;
         match self.get_status() {
             Ok(_) | Err(DfuError::Usb(_)) => Ok(()),
@@ -385,10 +368,10 @@ impl<T: Transport> Dfu<T> {
         }
     }
 
-    /// A DfuSe command is a download to block 0; it runs at the first GETSTATUS, and its result
-    /// is the status after the device is no longer busy.
-    fn dfuse_command(&mut self, command: &[u8]) -> Result<()> {
-        self.transport.control_out(DNLOAD, 0, command)?;
+    /// DNLOAD one block and wait until the device has taken it (dfuDNLOAD-IDLE). DfuSe commands
+    /// are downloads to block 0 that run at the first GETSTATUS.
+    fn download_block(&mut self, number: u16, data: &[u8]) -> Result<()> {
+        self.transport.control_out(DNLOAD, number, data)?;
         let status = self.wait_while_busy()?;
         if status.state != State::DnloadIdle {
             return Err(DfuError::Status {
@@ -397,6 +380,11 @@ impl<T: Transport> Dfu<T> {
             });
         }
         Ok(())
+    }
+
+    /// DfuSe Set Address Pointer.
+    fn set_address(&mut self, address: u32) -> Result<()> {
+        self.download_block(0, &[&[0x21][..], &address.to_le_bytes()].concat())
     }
 }
 
