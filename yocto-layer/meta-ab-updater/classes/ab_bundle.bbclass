@@ -11,6 +11,9 @@ AB_BUNDLE_IMAGE ?= ""
 AB_BUNDLE_IMAGE_FSTYPE ?= "ext4"
 # Optional: an image file for the "app" slot class (the application partition).
 AB_BUNDLE_APP_IMAGE ?= ""
+# Optional: a file of [[firmware]] tables (docs/firmware.md) appended to the bundle's input
+# manifest; their `file` entries are absolute paths (e.g. into DEPLOY_DIR_IMAGE).
+AB_BUNDLE_FIRMWARE ?= ""
 AB_BUNDLE_COMPATIBLE ?= "${MACHINE}"
 AB_BUNDLE_VERSION ?= "${DISTRO_VERSION}"
 AB_BUNDLE_SECURITY_VERSION ?= "0"
@@ -48,14 +51,19 @@ do_bundle() {
         cp -L ${AB_BUNDLE_APP_IMAGE} ${B}/bundle/app.img
         printf '\n[[image]]\nslot_class = "app"\nfile = "app.img"\n' >> ${B}/bundle/bundle.toml
     fi
+    if [ -n "${AB_BUNDLE_FIRMWARE}" ]; then
+        echo "" >> ${B}/bundle/bundle.toml
+        cat ${AB_BUNDLE_FIRMWARE} >> ${B}/bundle/bundle.toml
+    fi
     bundle-tool create --manifest ${B}/bundle/bundle.toml --key ${AB_BUNDLE_KEY} \
         --output ${B}/${AB_BUNDLE_NAME}.zst
 }
 do_bundle[doc] = "Creates the signed update bundle from the image with bundle-tool"
 do_bundle[depends] += "bundle-tool-native:do_populate_sysroot"
 do_bundle[depends] += "${@'${AB_BUNDLE_IMAGE}:do_image_complete' if d.getVar('AB_BUNDLE_IMAGE') else ''}"
-do_bundle[vardeps] += "AB_BUNDLE_COMPATIBLE AB_BUNDLE_VERSION AB_BUNDLE_SECURITY_VERSION AB_BUNDLE_APP_IMAGE"
+do_bundle[vardeps] += "AB_BUNDLE_COMPATIBLE AB_BUNDLE_VERSION AB_BUNDLE_SECURITY_VERSION AB_BUNDLE_APP_IMAGE AB_BUNDLE_FIRMWARE"
 do_bundle[file-checksums] += "${@'${AB_BUNDLE_KEY}:False' if d.getVar('AB_BUNDLE_KEY') else ''}"
+do_bundle[file-checksums] += "${@'${AB_BUNDLE_FIRMWARE}:True' if d.getVar('AB_BUNDLE_FIRMWARE') else ''}"
 addtask bundle after do_compile before do_deploy
 
 do_deploy() {
