@@ -65,52 +65,61 @@ fn quick() -> Timeouts {
     }
 }
 
-#[test]
-fn our_flasher_writes_and_verifies() {
-    let sim = stm32_sim::start(Faults::default());
+/// Connects our flasher to a simulator with `faults` and flashes `len` bytes; returns the result
+/// and the simulator, whose flash the caller inspects.
+fn flash_through(faults: Faults, firmware: &[u8]) -> (Result<(), Stm32Error>, stm32_sim::Sim) {
+    let sim = stm32_sim::start(faults);
     let mut bl = Bootloader::connect(open(&sim), quick()).unwrap();
     assert_eq!(bl.product_id, 0x410);
-    let firmware = image(5000);
-    let mut done = 0;
-    bl.flash(FLASH_BASE, &firmware, &mut |n| done += n).unwrap();
-    assert_eq!(done, 5000);
-    assert_eq!(&sim.flash.lock().unwrap()[..5000], &firmware[..]);
+    (bl.flash(FLASH_BASE, firmware, &mut |_| {}), sim)
+}
+
+fn assert_flashed(faults: Faults, len: usize) {
+    let firmware = image(len);
+    let (result, sim) = flash_through(faults, &firmware);
+    result.unwrap();
+    assert_eq!(&sim.flash.lock().unwrap()[..len], &firmware[..]);
+}
+
+#[test]
+fn our_flasher_writes_and_verifies() {
+    assert_flashed(Faults::default(), 5000);
 }
 
 #[test]
 fn nacks_and_corrupted_bytes_are_retried() {
-    let sim = stm32_sim::start(Faults {
-        nack_writes: 1,
-        corrupt_writes: 1,
-        ..Default::default()
-    });
-    let mut bl = Bootloader::connect(open(&sim), quick()).unwrap();
-    let firmware = image(2000);
-    bl.flash(FLASH_BASE, &firmware, &mut |_| {}).unwrap();
-    assert_eq!(&sim.flash.lock().unwrap()[..2000], &firmware[..]);
+    assert_flashed(
+        Faults {
+            nack_writes: 1,
+            corrupt_writes: 1,
+            ..Default::default()
+        },
+        2000,
+    );
 }
 
 #[test]
 fn a_reset_during_a_write_is_recovered() {
-    let sim = stm32_sim::start(Faults {
-        reset_during_write: Some(3),
-        ..Default::default()
-    });
-    let mut bl = Bootloader::connect(open(&sim), quick()).unwrap();
-    let firmware = image(2000);
-    bl.flash(FLASH_BASE, &firmware, &mut |_| {}).unwrap();
-    assert_eq!(&sim.flash.lock().unwrap()[..2000], &firmware[..]);
+    assert_flashed(
+        Faults {
+            reset_during_write: Some(3),
+            ..Default::default()
+        },
+        2000,
+    );
 }
 
 #[test]
 fn a_silent_device_fails_with_a_clear_error_in_bounded_time() {
-    let sim = stm32_sim::start(Faults {
-        silent_after_writes: Some(2),
-        ..Default::default()
-    });
-    let mut bl = Bootloader::connect(open(&sim), quick()).unwrap();
     let started = Instant::now();
-    let err = bl.flash(FLASH_BASE, &image(2000), &mut |_| {}).unwrap_err();
+    let (result, _sim) = flash_through(
+        Faults {
+            silent_after_writes: Some(2),
+            ..Default::default()
+        },
+        &image(2000),
+    );
+    let err = result.unwrap_err();
     assert!(matches!(err, Stm32Error::GaveUp { .. }), "{err}");
     assert!(
         err.to_string()
@@ -122,27 +131,22 @@ fn a_silent_device_fails_with_a_clear_error_in_bounded_time() {
 
 #[test]
 fn a_device_that_drops_writes_is_never_reported_as_flashed() {
-    let sim = stm32_sim::start(Faults {
-        lose_writes: true,
-        ..Default::default()
-    });
-    let mut bl = Bootloader::connect(open(&sim), quick()).unwrap();
-    let err = bl.flash(FLASH_BASE, &image(600), &mut |_| {}).unwrap_err();
+    let (result, _sim) = flash_through(
+        Faults {
+            lose_writes: true,
+            ..Default::default()
+        },
+        &image(600),
+    );
     assert_eq!(
-        err.to_string(),
+        result.unwrap_err().to_string(),
         "verification failed at 0x08000000: flash holds other bytes than the image"
     );
 }
 
 #[test]
 fn no_device_at_all() {
-    let sim = stm32_sim::start(Faults {
-        silent_after_writes: Some(0),
-        ..Default::default()
-    });
-    // A port where nobody answers: a pty whose simulator never saw 0x7F is the same as one that
-    // ignores it; use a fresh pty without a simulator.
-    drop(sim);
+    // A port where nobody answers: a pseudo-terminal with no simulator behind it.
     let pty = nix::pty::openpty(None, None).unwrap();
     let path = fs::read_link(format!(
         "/proc/self/fd/{}",
