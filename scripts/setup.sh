@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificates curl
   grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools gdisk systemd python3 python3-venv
-  qemu-system-x86 ovmf grub-efi-amd64-bin busybox-static kmod cpio u-boot-qemu stm32flash)
+  qemu-system-x86 ovmf grub-efi-amd64-bin busybox-static kmod cpio u-boot-qemu stm32flash nginx-light)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -13,6 +13,8 @@ use bundle::{
 };
 use clap::{Parser, Subcommand};
 
+mod release;
+
 #[derive(Parser)]
 #[command(version, about = "Create, sign, verify and inspect update bundles")]
 struct Cli {
@@ -52,6 +54,28 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         keyring: PathBuf,
         bundle: PathBuf,
+    },
+    /// Publish a bundle into DIR and rewrite the channel's signed release index there.
+    Release {
+        /// Key that signs the index; give it more than once to sign with several keys.
+        #[arg(long, value_name = "K.key", required = true)]
+        key: Vec<PathBuf>,
+        /// The folder a web server serves; the bundle is copied here.
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        channel: String,
+        #[arg(long, value_name = "B.zst")]
+        bundle: PathBuf,
+        /// Devices below this version update regardless of the rollout.
+        #[arg(long, value_name = "V")]
+        min_version: Option<semver::Version>,
+        /// Offer the bundle to this share of the devices only (else: to every device).
+        #[arg(long, value_name = "PERCENT")]
+        rollout: Option<f64>,
+        /// Which devices go first; default: the existing rollout's, or one made from the version.
+        #[arg(long, requires = "rollout")]
+        seed: Option<String>,
     },
     /// Show the manifest (the signature is not checked; use verify).
     Info {
@@ -103,6 +127,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Verify { keyring, bundle } => verify(&keyring, &bundle),
         Command::Info { bundle, json } => info(&bundle, json),
+        Command::Release {
+            key,
+            dir,
+            channel,
+            bundle,
+            min_version,
+            rollout,
+            seed,
+        } => release::release(&release::Request {
+            keys: &key,
+            dir: &dir,
+            channel: &channel,
+            bundle: &bundle,
+            min_version,
+            rollout,
+            seed,
+        }),
     }
 }
 
@@ -190,9 +231,23 @@ fn open_bundle(path: &Path) -> anyhow::Result<Box<dyn Read>> {
 
 fn verify(keyring: &Path, path: &Path) -> anyhow::Result<()> {
     let keyring = Keyring::load(keyring)?;
-    let mut reader = BundleReader::open(open_bundle(path)?, &keyring)?;
+    let reader = BundleReader::open(open_bundle(path)?, &keyring)?;
     let manifest = reader.manifest().clone();
     let signer = reader.signer().expect("opened with a keyring");
+    check_every_chunk(reader)?;
+    println!(
+        "{}: OK (version {}, signed by key {}, {} component(s))",
+        path.display(),
+        manifest.version,
+        signer,
+        manifest.components.len()
+    );
+    Ok(())
+}
+
+/// Reads the rest of the bundle: every chunk against the manifest, every image whole, the end.
+fn check_every_chunk<R: Read>(mut reader: BundleReader<R>) -> anyhow::Result<()> {
+    let manifest = reader.manifest().clone();
     let mut hashers: Vec<ImageHasher> = manifest
         .components
         .iter()
@@ -217,13 +272,6 @@ fn verify(keyring: &Path, path: &Path) -> anyhow::Result<()> {
             );
         }
     }
-    println!(
-        "{}: OK (version {}, signed by key {}, {} component(s))",
-        path.display(),
-        manifest.version,
-        signer,
-        manifest.components.len()
-    );
     Ok(())
 }
 

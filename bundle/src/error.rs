@@ -48,10 +48,12 @@ pub enum BundleError {
     OversizedEntry { name: String, size: u64, limit: u64 },
     #[error("manifest is invalid: {0}")]
     InvalidManifest(String),
+    #[error("release index is invalid: {0}")]
+    InvalidIndex(String),
     #[error("bundle is corrupt: chunk {chunk} of component '{component}' does not match its signed SHA-256")]
     ChunkMismatch { component: String, chunk: u64 },
-    #[error("signature is not valid for any trusted key{detail}")]
-    SignatureInvalid { detail: String },
+    #[error("{what} signature is not valid for any trusted key{detail}")]
+    SignatureInvalid { what: String, detail: String },
     #[error("no trusted public key in {0}")]
     EmptyKeyring(String),
     #[error("key file {path}: {reason}")]
@@ -75,6 +77,7 @@ impl BundleError {
             | BundleError::UnsafePath { .. }
             | BundleError::OversizedEntry { .. }
             | BundleError::InvalidManifest(_)
+            | BundleError::InvalidIndex(_)
             | BundleError::ChunkMismatch { .. } => ErrorClass::BadBundle,
         }
     }

@@ -16,6 +16,7 @@ mod frame;
 mod keys;
 mod manifest;
 mod reader;
+pub mod release;
 mod seek_table;
 mod signature;
 mod tar;

@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
 use crate::frame::FrameStream;
 use crate::tar::{self, EntryHeader, BLOCK};
 use crate::{
@@ -15,6 +17,7 @@ pub struct BundleReader<R> {
     frames: FrameStream<R>,
     manifest: Manifest,
     signer: Option<KeyId>,
+    manifest_sha256: [u8; 32],
     names: Vec<Arc<str>>,
     position: Position,
 }
@@ -47,10 +50,12 @@ impl<R: Read> BundleReader<R> {
                 &manifest_bytes,
                 &signature_bytes,
                 keyring,
+                "bundle",
             )?),
             None => None,
         };
         let manifest = Manifest::parse(&manifest_bytes)?;
+        let manifest_sha256 = Sha256::digest(&manifest_bytes).into();
         let names = manifest
             .components
             .iter()
@@ -60,6 +65,7 @@ impl<R: Read> BundleReader<R> {
             frames,
             manifest,
             signer,
+            manifest_sha256,
             names,
             position: Position::BeforeComponent(0),
         })
@@ -67,6 +73,12 @@ impl<R: Read> BundleReader<R> {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// SHA-256 of the manifest entry's exact bytes: what a release index names a bundle by, so a
+    /// server cannot swap in another correctly signed bundle.
+    pub fn manifest_sha256(&self) -> [u8; 32] {
+        self.manifest_sha256
     }
 
     /// The key whose signature verified, if the bundle was opened with a keyring.

@@ -17,11 +17,13 @@ pub(crate) fn sign(manifest: &[u8], keys: &[&SigningKey]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Returns the id of the first trusted key whose signature matches the manifest.
+/// Returns the id of the first trusted key whose signature matches `message` (the manifest, or a
+/// release index, as `what` names it in errors).
 pub(crate) fn verify(
-    manifest: &[u8],
+    message: &[u8],
     signature_entry: &[u8],
     keyring: &Keyring,
+    what: &str,
 ) -> Result<KeyId, BundleError> {
     let text = std::str::from_utf8(signature_entry)
         .map_err(|_| BundleError::Corrupt("signature entry is not text".into()))?;
@@ -47,14 +49,14 @@ pub(crate) fn verify(
             .decode(sig)
             .map_err(|_| BundleError::Corrupt(format!("signature by key {id} is not base64")))?;
         match keyring.get(id) {
-            Some(key) if key.verify(manifest, &sig) => return Ok(id),
+            Some(key) if key.verify(message, &sig) => return Ok(id),
             Some(_) => mismatched.push(id),
             None => untrusted.push(id),
         }
     }
     let detail = if !mismatched.is_empty() {
         format!(
-            " (the manifest was modified after it was signed by key {})",
+            " (the {what} was modified after it was signed by key {})",
             join(&mismatched)
         )
     } else if !untrusted.is_empty() {
@@ -64,9 +66,12 @@ pub(crate) fn verify(
             join(&keyring.ids().collect::<Vec<_>>())
         )
     } else {
-        " (the bundle carries no Ed25519 signature)".to_string()
+        format!(" (the {what} carries no Ed25519 signature)")
     };
-    Err(BundleError::SignatureInvalid { detail })
+    Err(BundleError::SignatureInvalid {
+        what: what.to_string(),
+        detail,
+    })
 }
 
 fn join(ids: &[KeyId]) -> String {
@@ -97,20 +102,26 @@ mod tests {
         let (stranger, _) = SigningKey::generate().unwrap();
         let entry = sign(b"manifest", &[&old, &new]);
         assert_eq!(
-            verify(b"manifest", &entry, &ring_of(&[&new])).unwrap(),
+            verify(b"manifest", &entry, &ring_of(&[&new]), "manifest").unwrap(),
             new.public_key().id()
         );
 
-        let err = verify(b"manifest", &entry, &ring_of(&[&stranger])).unwrap_err();
+        let err = verify(b"manifest", &entry, &ring_of(&[&stranger]), "manifest").unwrap_err();
         assert!(err.to_string().contains("signed by untrusted key"), "{err}");
-        let err = verify(b"manifesT", &entry, &ring_of(&[&old])).unwrap_err();
+        let err = verify(b"manifesT", &entry, &ring_of(&[&old]), "manifest").unwrap_err();
         assert!(
             err.to_string().contains("modified after it was signed"),
             "{err}"
         );
-        let err = verify(b"manifest", HEADER.as_bytes(), &ring_of(&[&old])).unwrap_err();
+        let err = verify(
+            b"manifest",
+            HEADER.as_bytes(),
+            &ring_of(&[&old]),
+            "manifest",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no Ed25519 signature"), "{err}");
-        let err = verify(b"manifest", b"ed25519 zz", &ring_of(&[&old])).unwrap_err();
+        let err = verify(b"manifest", b"ed25519 zz", &ring_of(&[&old]), "manifest").unwrap_err();
         assert!(
             err.to_string().contains("malformed signature line"),
             "{err}"

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::assess::{Check, CheckKind};
 use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
+use crate::fleet::settings::{api_config, fleet_config, ApiConfig, FleetConfig, RawApi, RawFleet};
 use crate::slots::{
     booted_from_cmdline, read_kernel_cmdline, BlockDevices, Group, GroupSlots, SlotSource, SlotSpec,
 };
@@ -29,6 +30,9 @@ pub struct Config {
     pub slots: BTreeMap<Group, GroupSlots>,
     pub boot_check: BootCheckConfig,
     pub block_devices: BlockDevices,
+    /// None when no `[fleet] url` is set: the device takes updates only when told.
+    pub fleet: Option<FleetConfig>,
+    pub api: ApiConfig,
 }
 
 /// What boot-check does when a check fails.
@@ -76,6 +80,10 @@ struct RawConfig {
     slots: BTreeMap<String, BTreeMap<String, RawSlot>>,
     #[serde(default)]
     boot_check: RawBootCheck,
+    #[serde(default)]
+    fleet: RawFleet,
+    #[serde(default)]
+    api: RawApi,
     /// Stand-ins for /sys and /dev (tests, containers).
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
@@ -309,6 +317,9 @@ impl Config {
         }
 
         let boot_check = boot_check_config(raw.boot_check).map_err(bad)?;
+        let keyring = resolve(&raw.keyring);
+        let fleet = fleet_config(raw.fleet, &keyring, &resolve).map_err(bad)?;
+        let api = api_config(raw.api).map_err(bad)?;
         let defaults = BlockDevices::default();
         let block_devices = BlockDevices {
             sysfs: raw.sysfs_root.map_or(defaults.sysfs, |p| resolve(&p)),
@@ -319,7 +330,9 @@ impl Config {
             boot_check,
             path: path.to_path_buf(),
             compatible: raw.compatible,
-            keyring: resolve(&raw.keyring),
+            keyring,
+            fleet,
+            api,
             state_dir: resolve(&raw.state_dir),
             bootloader,
             boot: BootConfig {

@@ -14,6 +14,12 @@ pub const EXIT_BUSY: u8 = 10;
 pub const EXIT_FIRMWARE: u8 = 12;
 /// boot-check: a health check or the self-test failed.
 pub const EXIT_UNHEALTHY: u8 = 11;
+/// A server could not be reached or answered with an error.
+pub const EXIT_NETWORK: u8 = 13;
+/// The install was cancelled (local API, C library).
+pub const EXIT_CANCELLED: u8 = 14;
+/// Bad bundle, as the bundle crate numbers it.
+const EXIT_BAD_BUNDLE: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdaterError {
@@ -45,6 +51,12 @@ pub enum UpdaterError {
     Firmware(String),
     #[error("another updater holds {0}; try again when it is done")]
     Busy(String),
+    #[error("network: {0}")]
+    Network(String),
+    #[error("install cancelled; group {0} stays unbootable")]
+    Cancelled(crate::slots::Group),
+    #[error("not the bundle the release index names: {0}")]
+    WrongBundle(String),
 }
 
 impl UpdaterError {
@@ -61,6 +73,9 @@ impl UpdaterError {
             UpdaterError::Refused(_) => EXIT_OTHER,
             UpdaterError::Busy(_) => EXIT_BUSY,
             UpdaterError::Firmware(_) => EXIT_FIRMWARE,
+            UpdaterError::Network(_) => EXIT_NETWORK,
+            UpdaterError::Cancelled(_) => EXIT_CANCELLED,
+            UpdaterError::WrongBundle(_) => EXIT_BAD_BUNDLE,
         }
     }
 

@@ -2,15 +2,19 @@
 //! bootloader's try-flags and the device's update state, and reports them.
 #![forbid(unsafe_code)]
 
+pub mod activity;
 pub mod assess;
 pub mod bootloader;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod firmware;
+pub mod fleet;
 pub mod fsutil;
 pub mod install;
 pub mod progress;
 pub mod slots;
+pub mod source;
 pub mod state;
 pub mod status;
 

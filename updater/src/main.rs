@@ -1,18 +1,20 @@
 //! `updater`: the on-device command. One line on stderr per failure, one exit code per failure
 //! class (docs/exit-codes.md).
-use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use updater::assess::{boot_check, mark, reboot as reboot_now, Mark};
+use updater::daemon;
 use updater::error::EXIT_UNHEALTHY;
 use updater::firmware::sync::{status as firmware_status, sync as firmware_sync, Outcome};
 use updater::firmware::{flash, Parity, Target};
-use updater::install::{install, InstallOptions};
+use updater::fleet::{check, install_checked, CheckReport};
+use updater::install::{from_dir, install, InstallOptions};
 use updater::progress::{Progress, Style};
 use updater::slots::Group;
+use updater::source::open as open_source;
 use updater::state::StateDir;
 use updater::status::{status, Status};
 use updater::{Config, UpdaterError};
@@ -35,9 +37,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install a bundle (a file, or - for standard input) into the inactive group.
+    /// Install a bundle (a file, - for standard input, or an http(s):// URL) into the inactive group.
     Install {
-        source: PathBuf,
+        #[arg(required_unless_present = "from_dir", conflicts_with = "from_dir")]
+        source: Option<String>,
+        /// Install the newest bundle in DIR that this device accepts (signed, compatible, allowed).
+        #[arg(long, value_name = "DIR")]
+        from_dir: Option<PathBuf>,
         /// Allow a version older than the running one (never below the security floor).
         #[arg(long)]
         allow_downgrade: bool,
@@ -45,6 +51,15 @@ enum Command {
         #[arg(long, value_name = "GROUP")]
         target: Option<Group>,
     },
+    /// Ask the channel's release index whether an update applies to this device, and why.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check, and install the release when an update applies.
+    Update,
+    /// Poll the release index and serve the local HTTP API (run by updater.service).
+    Daemon,
     /// Show the booted group, the next boot and each group's state.
     Status {
         #[arg(long)]
@@ -205,12 +220,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
         let image = &args.image;
         let data = std::fs::read(image)
             .map_err(UpdaterError::io(format!("reading {}", image.display())))?;
-        let style = if cli.quiet {
-            Style::Quiet
-        } else {
-            Style::for_stderr()
-        };
-        flash(&target, &data, &Progress::new(style))?;
+        flash(&target, &data, &progress(cli))?;
         println!(
             "flashed and verified {} bytes on {}",
             data.len(),
@@ -225,12 +235,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
         } => {
             let store = StateDir::lock(&config.state_dir)?;
             let mut state = store.load()?;
-            let style = if cli.quiet {
-                Style::Quiet
-            } else {
-                Style::for_stderr()
-            };
-            for outcome in firmware_sync(&config, &store, &mut state, &Progress::new(style))? {
+            for outcome in firmware_sync(&config, &store, &mut state, &progress(cli))? {
                 match outcome {
                     Outcome::AlreadyRunning(name) => {
                         println!("{name}: already runs the booted group's firmware")
@@ -267,25 +272,44 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
         } => unreachable!("handled above"),
         Command::Install {
             source,
+            from_dir,
             allow_downgrade,
             target,
         } => {
-            let style = if cli.quiet {
-                Style::Quiet
-            } else {
-                Style::for_stderr()
-            };
-            let progress = Progress::new(style);
             let options = InstallOptions {
                 allow_downgrade: *allow_downgrade,
                 target: *target,
+                ..Default::default()
             };
-            let report = install(&config, open_source(source)?, &options, &progress)?;
-            println!(
-                "installed {} into group {} ({} bytes, verified and read back); reboot to start it",
-                report.version, report.target, report.bytes
-            );
+            let source = match (source, from_dir) {
+                (Some(source), _) => source.clone(),
+                (None, Some(dir)) => choose_from_dir(&config, dir, *allow_downgrade)?,
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let report = install(&config, open_source(&source)?, &options, &progress(cli))?;
+            print_installed(&report);
         }
+        Command::Check { json } => {
+            let report = check(&config)?;
+            if *json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                print_check(&report);
+            }
+        }
+        Command::Update => {
+            let report = check(&config)?;
+            print_check(&report);
+            if report.decision.update {
+                let installed =
+                    install_checked(&config, &report, &InstallOptions::default(), &progress(cli))?;
+                print_installed(&installed);
+            }
+        }
+        Command::Daemon => daemon::run(&config)?,
         Command::Status { json } => {
             let status = status(&config)?;
             if *json {
@@ -336,18 +360,44 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_source(source: &PathBuf) -> Result<Box<dyn Read>, UpdaterError> {
-    if source.as_os_str() == "-" {
-        return Ok(Box::new(BufReader::with_capacity(
-            256 << 10,
-            io::stdin().lock(),
-        )));
+fn progress(cli: &Cli) -> Progress {
+    Progress::new(if cli.quiet {
+        Style::Quiet
+    } else {
+        Style::for_stderr()
+    })
+}
+
+fn choose_from_dir(
+    config: &Config,
+    dir: &std::path::Path,
+    allow_downgrade: bool,
+) -> Result<String, UpdaterError> {
+    let choice = from_dir::choose(config, dir, allow_downgrade)?;
+    for (path, why) in &choice.skipped {
+        eprintln!("updater: skipped {}: {why}", path.display());
     }
-    let file = File::open(source).map_err(|e| UpdaterError::Io {
-        context: format!("opening bundle {}", source.display()),
-        source: e,
+    let (path, version) = choice.chosen.ok_or_else(|| {
+        UpdaterError::Refused(format!(
+            "{} holds no bundle this device accepts",
+            dir.display()
+        ))
     })?;
-    Ok(Box::new(BufReader::with_capacity(256 << 10, file)))
+    eprintln!("updater: chose {} ({version})", path.display());
+    Ok(path.to_string_lossy().into_owned())
+}
+
+fn print_installed(report: &updater::install::InstallReport) {
+    println!(
+        "installed {} into group {} ({} bytes, verified and read back); reboot to start it",
+        report.version, report.target, report.bytes
+    );
+}
+
+fn print_check(report: &CheckReport) {
+    let d = &report.decision;
+    let verdict = if d.update { "update" } else { "no update" };
+    println!("{verdict}: {}", d.message);
 }
 
 fn print_status(s: &Status) {

@@ -1,7 +1,7 @@
 //! Progress of long steps: a bar redrawn in place on a terminal, plain lines every 10 % otherwise
 //! (logs, serial consoles, CI), nothing when quiet.
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -20,9 +20,13 @@ impl Style {
     }
 }
 
+/// Told the step's name, bytes done and bytes in total at every change (the local API's status).
+pub type Observer = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
 pub struct Progress {
     style: Style,
     inner: Mutex<Step>,
+    observer: Option<Observer>,
 }
 
 #[derive(Default)]
@@ -38,6 +42,14 @@ impl Progress {
         Progress {
             style,
             inner: Mutex::new(Step::default()),
+            observer: None,
+        }
+    }
+
+    pub fn observed(style: Style, observer: Observer) -> Self {
+        Progress {
+            observer: Some(observer),
+            ..Progress::new(style)
         }
     }
 
@@ -66,6 +78,9 @@ impl Progress {
     }
 
     fn show(&self, step: &mut Step) {
+        if let Some(observer) = &self.observer {
+            observer(&step.name, step.done, step.total);
+        }
         let percent = (step.done * 100).checked_div(step.total).unwrap_or(100);
         let due = match self.style {
             Style::Quiet => false,

@@ -29,6 +29,9 @@ pub struct State {
     pub last_install: Option<InstallRecord>,
     #[serde(default)]
     pub events: Vec<Event>,
+    /// The highest release index serial seen, by channel: an older index is refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub index_serials: BTreeMap<String, u64>,
     /// What was last flashed and verified on each microcontroller, by firmware name.
     #[serde(default)]
     pub firmware: crate::firmware::sync::FlashedMap,
@@ -41,6 +44,32 @@ pub struct GroupRecord {
     #[serde(default)]
     pub security_version: u64,
     pub installed_at: Option<String>,
+    /// What the group holds, component by component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<ComponentRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRecord {
+    pub name: String,
+    /// The slot class of an image; None for firmware.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot_class: Option<String>,
+    /// Images carry the bundle's version, firmware its own.
+    pub version: String,
+}
+
+impl ComponentRecord {
+    pub fn of(component: &bundle::Component, bundle_version: &semver::Version) -> Self {
+        ComponentRecord {
+            name: component.name.clone(),
+            slot_class: component.slot_class.clone(),
+            version: component
+                .firmware_version
+                .clone()
+                .unwrap_or_else(|| bundle_version.to_string()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use crate::bootloader;
 use crate::config::Config;
 use crate::error::Result;
 use crate::slots::Group;
-use crate::state::{InstallRecord, StateDir};
+use crate::state::{ComponentRecord, InstallRecord, StateDir};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -27,6 +27,8 @@ pub struct GroupStatus {
     pub good: bool,
     pub tries: u8,
     pub version: Option<String>,
+    /// Each component's version (images carry the bundle's, firmware its own).
+    pub components: Vec<ComponentRecord>,
 }
 
 pub fn status(config: &Config) -> Result<Status> {
@@ -43,6 +45,11 @@ pub fn status(config: &Config) -> Result<Status> {
                 good: counters.map_or(true, |c| c.good),
                 tries: counters.map_or(0, |c| c.tries),
                 version: state.version_of(group).map(Into::into),
+                components: state
+                    .groups
+                    .get(&group)
+                    .map(|g| g.components.clone())
+                    .unwrap_or_default(),
             };
             (group, status)
         })

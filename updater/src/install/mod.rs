@@ -6,12 +6,15 @@
 //! 2. the target group is made unbootable before its first byte changes;
 //! 3. chunks are verified, then written; the archive must end where the manifest says;
 //! 4. fsync, read back, compare; only then is the new version recorded and the group activated.
+pub mod from_dir;
 mod pipeline;
 mod policy;
 mod readback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bundle::{BundleReader, Keyring, Manifest};
@@ -23,7 +26,10 @@ use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
 use crate::progress::Progress;
 use crate::slots::{Group, Slot, SlotInfo};
-use crate::state::{now, GroupRecord, InstallRecord, InstallResult, State, StateDir};
+use crate::source::Cancellable;
+use crate::state::{
+    now, ComponentRecord, GroupRecord, InstallRecord, InstallResult, State, StateDir,
+};
 use pipeline::SlotTarget;
 pub use policy::Policy;
 
@@ -32,6 +38,19 @@ pub struct InstallOptions {
     pub allow_downgrade: bool,
     /// Write this group instead of the other member of the A/B pair (R only when named here).
     pub target: Option<Group>,
+    /// SHA-256 of the signed manifest a release index names: any other bundle is refused before
+    /// anything is written.
+    pub expect_manifest: Option<[u8; 32]>,
+    /// Set from another thread to stop the install; the target group stays unbootable.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl InstallOptions {
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,8 +75,26 @@ pub fn install(
     let mut bootloader = bootloader::open(config);
     let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
 
-    let reader = BundleReader::open(source, &keyring)?;
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let reader = BundleReader::open(
+        Cancellable {
+            inner: source,
+            cancel,
+        },
+        &keyring,
+    )?;
     let manifest = reader.manifest().clone();
+    if let Some(expected) = options.expect_manifest {
+        let got = reader.manifest_sha256();
+        if got != expected {
+            return Err(UpdaterError::WrongBundle(format!(
+                "it carries version {} with manifest SHA-256 {}, the index names {}",
+                manifest.version,
+                hex::encode(got),
+                hex::encode(expected)
+            )));
+        }
+    }
     info!(version = %manifest.version, signer = ?reader.signer(), %target, "bundle signature verified");
     Policy {
         compatible: &config.compatible,
@@ -134,7 +171,10 @@ pub fn install(
         targets.push(SlotTarget { name, file });
     }
 
-    let written = write_and_verify(reader, &manifest, &specs, &targets, &route, progress);
+    let mut written = write_and_verify(reader, &manifest, &specs, &targets, &route, progress);
+    if options.cancelled() {
+        written = Err(UpdaterError::Cancelled(target));
+    }
     if let Err(err) = written {
         record_failure(&store, &mut state, target, &manifest, &err);
         return Err(err);
@@ -147,6 +187,11 @@ pub fn install(
             version: Some(manifest.version.to_string()),
             security_version: manifest.security_version,
             installed_at: Some(now()),
+            components: manifest
+                .components
+                .iter()
+                .map(|c| ComponentRecord::of(c, &manifest.version))
+                .collect(),
         },
     );
     if let Some(last) = &mut state.last_install {

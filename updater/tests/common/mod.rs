@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test crate uses a part
 
+pub mod device;
 pub mod dfu_sim;
 pub mod stm32_sim;
+pub mod web;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,0 +1,320 @@
+//! The release index: one signed TOML file per channel, served as a static file next to the
+//! bundles, that tells devices which version to run (docs/fleet.md).
+//!
+//! The signature travels inside the file, as comment lines after a marker, so a web server or CDN
+//! that replaces files one at a time can never pair an index with another index's signature, and
+//! the file stays plain TOML for any other tool.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{signature, BundleError, KeyId, Keyring, SigningKey};
+
+/// The index format this code writes and the only one it reads.
+pub const INDEX_FORMAT: u32 = 1;
+/// Indexes are small; a device never reads more than this.
+pub const MAX_INDEX_SIZE: u64 = 1 << 20;
+const SIGNATURE_MARKER: &str = "# -----BEGIN SIGNATURES-----\n";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseIndex {
+    pub format: u32,
+    pub channel: String,
+    /// Must equal the device's `compatible`, like a bundle's.
+    pub compatible: String,
+    /// Raised by every rewrite; a device refuses an index older than one it has already seen, so a
+    /// stale mirror or a replayed file cannot hold it back.
+    pub serial: u64,
+    /// RFC 3339, informational.
+    pub published: String,
+    /// Devices running an older version update to the oldest release at or above it, rollout or
+    /// not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<semver::Version>,
+    /// What every device of the channel should run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested: Option<Release>,
+    /// A newer release that only a share of the devices takes yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub version: semver::Version,
+    /// The bundle; relative URLs are relative to the index's own URL.
+    pub url: String,
+    /// Bytes of the bundle file.
+    pub size: u64,
+    /// SHA-256 (hex) of the bundle's signed manifest: the device refuses any other bundle.
+    pub manifest_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// Reshuffles which devices go first; keep it while raising `percent`.
+    pub seed: String,
+    /// Share of the devices that take the release, 0.01 to 100, in steps of 0.01.
+    pub percent: f64,
+    pub release: Release,
+}
+
+impl Rollout {
+    /// The percentage in hundredths of a percent (basis points), as the bucket test uses it.
+    pub fn basis_points(&self) -> u32 {
+        (self.percent * 100.0).round() as u32
+    }
+
+    /// Whether the device with this id is in the rollout.
+    pub fn includes(&self, device_id: &str) -> bool {
+        in_rollout(bucket(&self.seed, device_id), self.basis_points())
+    }
+}
+
+/// A device's place in a rollout, uniform over 0..2^64: the first 8 bytes, big-endian, of
+/// SHA-256 over the seed, a colon and the device id (docs/fleet.md).
+pub fn bucket(seed: &str, device_id: &str) -> u64 {
+    let digest = Sha256::new()
+        .chain_update(seed.as_bytes())
+        .chain_update(b":")
+        .chain_update(device_id.as_bytes())
+        .finalize();
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
+
+/// `bucket / 2^64 < basis_points / 10000`, computed exactly; raising the share only adds devices.
+pub fn in_rollout(bucket: u64, basis_points: u32) -> bool {
+    u128::from(bucket) * 10_000 < u128::from(basis_points) << 64
+}
+
+/// The bucket as a fraction in [0, 1), for people.
+pub fn bucket_fraction(bucket: u64) -> f64 {
+    bucket as f64 / 2f64.powi(64)
+}
+
+/// A seed may hold letters, digits, `.`, `_` and `-`: it never contains the separator.
+pub fn valid_seed(seed: &str) -> bool {
+    !seed.is_empty()
+        && seed.len() <= 128
+        && seed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+impl ReleaseIndex {
+    pub fn new(channel: &str, compatible: &str) -> Self {
+        ReleaseIndex {
+            format: INDEX_FORMAT,
+            channel: channel.into(),
+            compatible: compatible.into(),
+            serial: 0,
+            published: String::new(),
+            min_version: None,
+            suggested: None,
+            rollout: None,
+        }
+    }
+
+    /// Parses and validates an index body, without looking at signatures.
+    pub fn parse(body: &[u8]) -> Result<Self, BundleError> {
+        let invalid = |m: String| BundleError::InvalidIndex(m);
+        let text = std::str::from_utf8(body).map_err(|_| invalid("not UTF-8 text".into()))?;
+        let index: ReleaseIndex =
+            toml::from_str(text).map_err(|e| invalid(e.message().trim_end().to_string()))?;
+        index.validate().map_err(invalid)?;
+        Ok(index)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.format != INDEX_FORMAT {
+            return Err(format!(
+                "format {} is not supported (this updater reads format {INDEX_FORMAT})",
+                self.format
+            ));
+        }
+        if self.channel.is_empty() || self.compatible.is_empty() {
+            return Err("channel and compatible must not be empty".into());
+        }
+        let releases = self
+            .suggested
+            .iter()
+            .chain(self.rollout.iter().map(|r| &r.release));
+        for release in releases {
+            if release.url.is_empty() {
+                return Err(format!("release {} has no url", release.version));
+            }
+            if release.manifest_sha256.len() != 64 || hex::decode(&release.manifest_sha256).is_err()
+            {
+                return Err(format!(
+                    "release {}: manifest_sha256 is not 64 hex digits",
+                    release.version
+                ));
+            }
+        }
+        if let Some(rollout) = &self.rollout {
+            if !(rollout.percent.is_finite() && (0.0..=100.0).contains(&rollout.percent)) {
+                return Err(format!(
+                    "rollout percent {} is not between 0 and 100",
+                    rollout.percent
+                ));
+            }
+            if !valid_seed(&rollout.seed) {
+                return Err(format!(
+                    "rollout seed '{}' must be 1 to 128 letters, digits, '.', '_' or '-'",
+                    rollout.seed
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("an index always serializes")
+    }
+
+    /// The file as served: the TOML body, the marker, and one comment line per signature.
+    pub fn to_signed(&self, keys: &[&SigningKey]) -> Vec<u8> {
+        let mut out = self.to_toml().into_bytes();
+        if !out.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        let signatures = signature::sign(&out, keys);
+        out.extend_from_slice(SIGNATURE_MARKER.as_bytes());
+        for line in String::from_utf8(signatures)
+            .expect("signature lines are text")
+            .lines()
+        {
+            if !line.starts_with('#') {
+                out.extend_from_slice(format!("# {line}\n").as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Checks the signature against the keyring, then parses what it covers.
+    pub fn verify(file: &[u8], keyring: &Keyring) -> Result<(Self, KeyId), BundleError> {
+        let (body, signatures) = split_signed(file)?;
+        let signer = signature::verify(body, &signatures, keyring, "release index")?;
+        Ok((Self::parse(body)?, signer))
+    }
+
+    /// Parses the body without checking the signature: for tools that rewrite the index.
+    pub fn parse_unverified(file: &[u8]) -> Result<Self, BundleError> {
+        Self::parse(split_signed(file)?.0)
+    }
+}
+
+/// The signed body, and the signature lines with their comment prefix taken off.
+fn split_signed(file: &[u8]) -> Result<(&[u8], Vec<u8>), BundleError> {
+    let marker = SIGNATURE_MARKER.as_bytes();
+    let at = file
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .filter(|&at| at == 0 || file[at - 1] == b'\n')
+        .ok_or_else(|| BundleError::InvalidIndex("it carries no signature block".into()))?;
+    let mut signatures = Vec::new();
+    for line in file[at + marker.len()..].split(|&b| b == b'\n') {
+        let line = line.strip_prefix(b"#").unwrap_or(line);
+        signatures.extend_from_slice(line.trim_ascii_start());
+        signatures.push(b'\n');
+    }
+    Ok((&file[..at], signatures))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn release(version: &str) -> Release {
+        Release {
+            version: version.parse().unwrap(),
+            url: format!("acme-{version}.zst"),
+            size: 1234,
+            manifest_sha256: "ab".repeat(32),
+        }
+    }
+
+    fn example() -> ReleaseIndex {
+        ReleaseIndex {
+            serial: 7,
+            published: "2026-11-24T10:00:00Z".into(),
+            min_version: Some("1.0.0".parse().unwrap()),
+            suggested: Some(release("1.1.0")),
+            rollout: Some(Rollout {
+                seed: "r1.2".into(),
+                percent: 5.0,
+                release: release("1.2.0"),
+            }),
+            ..ReleaseIndex::new("stable", "acme-robot")
+        }
+    }
+
+    fn keyring(key: &SigningKey) -> Keyring {
+        Keyring::from_keys(vec![key.public_key()], Path::new("test")).unwrap()
+    }
+
+    #[test]
+    fn a_signed_index_verifies_and_round_trips() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let file = example().to_signed(&[&key]);
+        let (index, signer) = ReleaseIndex::verify(&file, &keyring(&key)).unwrap();
+        assert_eq!(index, example());
+        assert_eq!(signer, key.public_key().id());
+        assert_eq!(ReleaseIndex::parse_unverified(&file).unwrap(), example());
+    }
+
+    #[test]
+    fn a_changed_or_unsigned_index_is_refused() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let (other, _) = SigningKey::generate().unwrap();
+        let file = example().to_signed(&[&key]);
+        let text = String::from_utf8(file.clone()).unwrap();
+        let raised = text.replace("percent = 5.0", "percent = 100.0");
+        let err = ReleaseIndex::verify(raised.as_bytes(), &keyring(&key)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("release index was modified after it was signed"),
+            "{err}"
+        );
+        let err = ReleaseIndex::verify(&file, &keyring(&other)).unwrap_err();
+        assert!(err.to_string().contains("untrusted key"), "{err}");
+        let body = example().to_toml();
+        let err = ReleaseIndex::verify(body.as_bytes(), &keyring(&key)).unwrap_err();
+        assert!(
+            err.to_string().contains("carries no signature block"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let mut index = example();
+        index.rollout.as_mut().unwrap().seed = "a:b".into();
+        assert!(index.validate().unwrap_err().contains("seed 'a:b'"));
+        let mut index = example();
+        index.rollout.as_mut().unwrap().percent = 101.0;
+        assert!(index
+            .validate()
+            .unwrap_err()
+            .contains("not between 0 and 100"));
+        let mut index = example();
+        index.suggested.as_mut().unwrap().manifest_sha256 = "xyz".into();
+        assert!(index.validate().unwrap_err().contains("64 hex digits"));
+        let err = ReleaseIndex::parse(b"format = 2").unwrap_err();
+        assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    #[test]
+    fn the_bucket_is_the_documented_hash() {
+        // docs/fleet.md: printf 'seed-1:device-42' | sha256sum, first 16 hex digits.
+        let digest = Sha256::digest(b"seed-1:device-42");
+        let expected = u64::from_str_radix(&hex::encode(&digest[..8]), 16).unwrap();
+        assert_eq!(bucket("seed-1", "device-42"), expected);
+        assert!(in_rollout(0, 1));
+        assert!(!in_rollout(u64::MAX, 9_999));
+        assert!(in_rollout(u64::MAX, 10_000));
+        assert!(!in_rollout(1 << 63, 5_000));
+        assert!(in_rollout((1 << 63) - 1, 5_000));
+    }
+}

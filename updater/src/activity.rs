@@ -1,0 +1,182 @@
+//! What the updater is doing right now, for the local API and the C library: one install at a
+//! time, its phase and progress, the last error, and a way to cancel it.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::error::{Result, UpdaterError};
+use crate::install::{InstallOptions, InstallReport};
+use crate::progress::{Progress, Style};
+use crate::state::{now, InstallResult, State};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    Idle,
+    /// Streaming a bundle from a server into the target group.
+    Downloading,
+    /// Writing a bundle from a file or an upload, or reading back what was written.
+    Installing,
+    /// Installed and activated; the next boot starts it.
+    ReadyToReboot,
+    /// The last install failed or was cancelled (`last_error` says which).
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Downloading => "downloading",
+            Phase::Installing => "installing",
+            Phase::ReadyToReboot => "ready-to-reboot",
+            Phase::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivityStatus {
+    pub state: Phase,
+    /// Where the running or last install reads its bundle from.
+    pub source: Option<String>,
+    /// The version being or last installed, once its manifest is verified.
+    pub version: Option<String>,
+    /// `install` (streaming and verifying) or `read-back`.
+    pub step: Option<String>,
+    pub done: u64,
+    pub total: u64,
+    pub percent: u8,
+    pub last_error: Option<String>,
+    pub since: String,
+}
+
+pub struct Activity {
+    status: Mutex<ActivityStatus>,
+    cancel: Mutex<Option<Arc<AtomicBool>>>,
+}
+
+impl Activity {
+    /// Starts from what the state folder says: an installed, not yet booted update is ready.
+    pub fn from_state(state: &State) -> Activity {
+        let last = state.last_install.as_ref();
+        let (phase, error) = match last.map(|l| l.result) {
+            Some(InstallResult::Installed) => (Phase::ReadyToReboot, None),
+            Some(InstallResult::Failed) => (Phase::Failed, last.and_then(|l| l.error.clone())),
+            _ => (Phase::Idle, None),
+        };
+        Activity {
+            status: Mutex::new(ActivityStatus {
+                state: phase,
+                source: None,
+                version: last.map(|l| l.version.clone()),
+                step: None,
+                done: 0,
+                total: 0,
+                percent: 0,
+                last_error: error,
+                since: now(),
+            }),
+            cancel: Mutex::new(None),
+        }
+    }
+
+    pub fn status(&self) -> ActivityStatus {
+        self.status.lock().expect("activity lock").clone()
+    }
+
+    /// Asks the running install to stop; false when none runs.
+    pub fn cancel(&self) -> bool {
+        match self.cancel.lock().expect("activity lock").as_ref() {
+            Some(flag) => {
+                flag.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Runs one install, refusing to start while another runs. `install` gets options that carry
+    /// the cancel flag and a progress that feeds this status.
+    pub fn run(
+        self: &Arc<Self>,
+        source: &str,
+        from_network: bool,
+        options: &InstallOptions,
+        install: impl FnOnce(&InstallOptions, &Progress) -> Result<InstallReport>,
+    ) -> Result<InstallReport> {
+        let flag = Arc::new(AtomicBool::new(false));
+        {
+            let mut cancel = self.cancel.lock().expect("activity lock");
+            if cancel.is_some() {
+                let status = self.status();
+                return Err(UpdaterError::Busy(format!(
+                    "the updater ({} {} from {})",
+                    status.state.as_str(),
+                    status.version.as_deref().unwrap_or("a bundle"),
+                    status.source.as_deref().unwrap_or("?")
+                )));
+            }
+            *cancel = Some(flag.clone());
+        }
+        self.set(|s| {
+            *s = ActivityStatus {
+                state: if from_network {
+                    Phase::Downloading
+                } else {
+                    Phase::Installing
+                },
+                source: Some(source.to_string()),
+                version: None,
+                step: None,
+                done: 0,
+                total: 0,
+                percent: 0,
+                last_error: None,
+                since: now(),
+            }
+        });
+        let observer = {
+            let me = Arc::clone(self);
+            Arc::new(move |step: &str, done: u64, total: u64| {
+                me.set(|s| {
+                    if step != "install" {
+                        s.state = Phase::Installing;
+                    }
+                    if s.step.as_deref() != Some(step) {
+                        s.step = Some(step.to_string());
+                    }
+                    s.done = done;
+                    s.total = total;
+                    s.percent = (done * 100).checked_div(total).unwrap_or(0) as u8;
+                })
+            })
+        };
+        let progress = Progress::observed(Style::Quiet, observer);
+        let options = InstallOptions {
+            cancel: Some(flag),
+            ..options.clone()
+        };
+        let result = install(&options, &progress);
+        self.set(|s| {
+            match &result {
+                Ok(report) => {
+                    s.state = Phase::ReadyToReboot;
+                    s.version = Some(report.version.to_string());
+                }
+                Err(err) => {
+                    s.state = Phase::Failed;
+                    s.last_error = Some(err.to_string());
+                }
+            }
+            s.since = now();
+        });
+        *self.cancel.lock().expect("activity lock") = None;
+        result
+    }
+
+    fn set(&self, change: impl FnOnce(&mut ActivityStatus)) {
+        change(&mut self.status.lock().expect("activity lock"));
+    }
+}

@@ -1,0 +1,174 @@
+//! Taking updates from a release index (docs/fleet.md): fetch and verify the channel's signed
+//! index, decide from the device's bucket and history, and install the named bundle from its URL.
+pub mod decide;
+pub mod http;
+pub mod schedule;
+pub mod settings;
+
+use bundle::release::{ReleaseIndex, MAX_INDEX_SIZE};
+use bundle::{BundleError, Keyring};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::error::{Result, UpdaterError};
+use crate::install::{install, InstallOptions, InstallReport};
+use crate::progress::Progress;
+use crate::source;
+use crate::state::StateDir;
+use decide::{decide, Decision, Device};
+use settings::FleetConfig;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    #[serde(flatten)]
+    pub decision: Decision,
+    pub channel: String,
+    pub index_url: String,
+    pub index_serial: u64,
+    /// The bundle's absolute URL, when the decision names a release.
+    pub url: Option<String>,
+    #[serde(skip)]
+    pub manifest_sha256: Option<[u8; 32]>,
+}
+
+pub fn fleet_config(config: &Config) -> Result<&FleetConfig> {
+    config.fleet.as_ref().ok_or_else(|| {
+        UpdaterError::config(
+            &config.path,
+            "no [fleet] url is set; the device does not know where to look for updates",
+        )
+    })
+}
+
+/// Fetches and verifies the channel's index and decides whether it applies to this device.
+pub fn check(config: &Config) -> Result<CheckReport> {
+    let fleet = fleet_config(config)?;
+    let keyring = Keyring::load(&fleet.keyring).map_err(UpdaterError::Keyring)?;
+    let index_url = fleet.index_url();
+    let bytes = http::fetch_small(&http::agent(), &index_url, MAX_INDEX_SIZE)?;
+    let (index, signer) = ReleaseIndex::verify(&bytes, &keyring)?;
+    if index.channel != fleet.channel {
+        return Err(BundleError::InvalidIndex(format!(
+            "{index_url} is the index of channel '{}', not '{}'",
+            index.channel, fleet.channel
+        ))
+        .into());
+    }
+    let booted = config.booted_group()?;
+    let state = StateDir::open_read_only(&config.state_dir).load()?;
+    if let Some(&seen) = state.index_serials.get(&fleet.channel) {
+        if index.serial < seen {
+            return Err(UpdaterError::Network(format!(
+                "{index_url} has serial {}, older than serial {seen} seen before (a stale mirror or a replayed index)",
+                index.serial
+            )));
+        }
+    }
+    let device_id = fleet
+        .device_id
+        .read()
+        .map_err(|e| UpdaterError::config(&config.path, e))?;
+    let running = state
+        .version_of(booted)
+        .and_then(|v| semver::Version::parse(v).ok());
+    let decision = decide(
+        &index,
+        &Device {
+            compatible: &config.compatible,
+            id: &device_id,
+            pin: fleet.pin,
+            running: running.as_ref(),
+            last_install: state.last_install.as_ref(),
+        },
+    );
+    info!(%index_url, serial = index.serial, %signer, update = decision.update, reason = ?decision.reason, "checked the release index");
+    let url = decision
+        .release
+        .as_ref()
+        .map(|r| resolve(&index_url, &r.url))
+        .transpose()?;
+    let manifest_sha256 = decision
+        .release
+        .as_ref()
+        .and_then(|r| hex::decode(&r.manifest_sha256).ok())
+        .and_then(|d| d.try_into().ok());
+    remember_serial(config, &fleet.channel, index.serial);
+    Ok(CheckReport {
+        decision,
+        channel: fleet.channel.clone(),
+        index_url,
+        index_serial: index.serial,
+        url,
+        manifest_sha256,
+    })
+}
+
+/// Installs what the check named: the bundle at its URL, which must carry the manifest the
+/// signed index names.
+pub fn install_checked(
+    config: &Config,
+    report: &CheckReport,
+    options: &InstallOptions,
+    progress: &Progress,
+) -> Result<InstallReport> {
+    let url = report
+        .url
+        .as_deref()
+        .ok_or_else(|| UpdaterError::Refused("the check names no release".into()))?;
+    let options = InstallOptions {
+        expect_manifest: report.manifest_sha256,
+        ..options.clone()
+    };
+    install(config, source::open(url)?, &options, progress)
+}
+
+/// Relative bundle URLs are relative to the index.
+fn resolve(index_url: &str, bundle_url: &str) -> Result<String> {
+    let base = url::Url::parse(index_url)
+        .map_err(|e| UpdaterError::Network(format!("{index_url}: {e}")))?;
+    base.join(bundle_url)
+        .map(String::from)
+        .map_err(|e| BundleError::InvalidIndex(format!("bundle url '{bundle_url}': {e}")).into())
+}
+
+/// Raises the recorded serial so that an older index is refused from now on. Skipped while
+/// another updater holds the state: the next check records it.
+fn remember_serial(config: &Config, channel: &str, serial: u64) {
+    let Ok(store) = StateDir::lock(&config.state_dir) else {
+        return;
+    };
+    let result = store.load().and_then(|mut state| {
+        let seen = state.index_serials.entry(channel.to_string()).or_default();
+        if *seen >= serial {
+            return Ok(());
+        }
+        *seen = serial;
+        store.save(&state)
+    });
+    if let Err(err) = result {
+        warn!(%err, "could not record the release index serial");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_urls_resolve_against_the_index() {
+        let index = "http://updates.example/fleet/stable.toml";
+        assert_eq!(
+            resolve(index, "acme-1.2.0.zst").unwrap(),
+            "http://updates.example/fleet/acme-1.2.0.zst"
+        );
+        assert_eq!(
+            resolve(index, "/other/b.zst").unwrap(),
+            "http://updates.example/other/b.zst"
+        );
+        assert_eq!(
+            resolve(index, "https://cdn.example/b.zst").unwrap(),
+            "https://cdn.example/b.zst"
+        );
+    }
+}

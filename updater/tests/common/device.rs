@@ -1,0 +1,174 @@
+//! A device made of files: the example config, file slots, a keyring with a fresh key, and
+//! the assertions that tell an install changed nothing it must not.
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use bundle::{create_bundle, BundleInput, CreateOptions, ImageInput, SigningKey};
+use serde_json::Value;
+
+/// The documented example (docs/config.md), as shipped with the demo.
+pub const CONFIG: &str = include_str!("../../../examples/acme-robot/system.toml");
+
+pub struct Device {
+    pub dir: tempfile::TempDir,
+    pub key: SigningKey,
+}
+
+pub fn image(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i / 7) as u8).wrapping_mul(seed) ^ (i % 251) as u8)
+        .collect()
+}
+
+impl Device {
+    pub fn new() -> Device {
+        Self::with_config(CONFIG)
+    }
+
+    pub fn with_config(config: &str) -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
+        fs::create_dir_all(dir.path().join("keys")).unwrap();
+        fs::create_dir_all(dir.path().join("slots")).unwrap();
+        fs::write(
+            dir.path().join("keys/release.pub"),
+            key.public_key().to_pem(),
+        )
+        .unwrap();
+        for (slot, content) in [
+            ("rootfs-a.img", "running system A"),
+            ("rootfs-b.img", "old B"),
+            ("rootfs-r.img", "recovery"),
+        ] {
+            fs::write(dir.path().join("slots").join(slot), content).unwrap();
+        }
+        fs::write(dir.path().join("system.toml"), config).unwrap();
+        Device { dir, key }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn bundle_with(
+        &self,
+        name: &str,
+        compatible: &str,
+        version: &str,
+        security: u64,
+        images: &[(&str, Vec<u8>)],
+    ) -> PathBuf {
+        let mut inputs = Vec::new();
+        for (class, data) in images {
+            let path = self.path(&format!("{name}-{class}.img"));
+            fs::write(&path, data).unwrap();
+            inputs.push(ImageInput {
+                slot_class: class.to_string(),
+                path,
+            });
+        }
+        let input = BundleInput {
+            compatible: compatible.into(),
+            version: version.parse().unwrap(),
+            security_version: security,
+            images: inputs,
+            firmware: vec![],
+        };
+        let out = self.path(name);
+        create_bundle(&input, &[&self.key], &out, &CreateOptions::default()).unwrap();
+        out
+    }
+
+    pub fn bundle(&self, version: &str) -> (PathBuf, Vec<u8>) {
+        let rootfs = image(2 * 1024 * 1024 + 4321, 3);
+        let path = self.bundle_with(
+            &format!("v{version}.zst"),
+            "acme-robot",
+            version,
+            0,
+            &[("rootfs", rootfs.clone())],
+        );
+        (path, rootfs)
+    }
+
+    pub fn write_bundle(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    pub fn updater(&self, args: &[&str]) -> Output {
+        super::updater(&self.path("system.toml"), args)
+    }
+
+    pub fn install_source(&self, source: &str) -> Output {
+        self.updater(&["install", source])
+    }
+
+    pub fn install(&self, bundle: &Path) -> Output {
+        self.updater(&["install", bundle.to_str().unwrap()])
+    }
+
+    pub fn status(&self) -> Value {
+        let out = self.updater(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn slot(&self, name: &str) -> Vec<u8> {
+        fs::read(self.path(&format!("slots/rootfs-{name}.img"))).unwrap()
+    }
+
+    pub fn set_booted(&self, group: &str) {
+        let text = fs::read_to_string(self.path("system.toml")).unwrap();
+        let text = text.replace("booted = \"A\"", &format!("booted = \"{group}\""));
+        fs::write(self.path("system.toml"), text).unwrap();
+    }
+
+    pub fn snapshot(&self) -> Vec<Option<Vec<u8>>> {
+        [
+            "slots/rootfs-a.img",
+            "slots/rootfs-b.img",
+            "slots/rootfs-r.img",
+            "state/bootloader.env",
+        ]
+        .iter()
+        .map(|p| fs::read(self.path(p)).ok())
+        .collect()
+    }
+}
+
+/// The failure is one line naming the cause, with the class's exit code.
+pub fn assert_fails(out: &Output, code: i32, message: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(stderr.starts_with("updater: error: "), "{stderr}");
+    assert!(
+        stderr.contains(message),
+        "'{stderr}' does not contain '{message}'"
+    );
+}
+
+/// Running system and recovery untouched, target not bootable, next boot still A.
+pub fn assert_safe(device: &Device) {
+    assert_eq!(device.slot("a"), b"running system A");
+    assert_eq!(device.slot("r"), b"recovery");
+    let status = device.status();
+    assert_eq!(status["next"], "A");
+    assert_eq!(status["slots"]["B"]["bootable"], false);
+    assert_eq!(status["slots"]["A"]["bootable"], true);
+}
+
+/// Refused before anything was written: the device is exactly as it was.
+pub fn assert_refused_untouched(device: &Device, bundle: &Path, code: i32, message: &str) {
+    let before = device.snapshot();
+    assert_fails(&device.install(bundle), code, message);
+    assert_eq!(device.snapshot(), before, "something was written");
+    assert_safe(device);
+}

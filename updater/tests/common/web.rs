@@ -1,0 +1,190 @@
+//! A real web server for the fleet tests: nginx from Debian, serving a folder on loopback, and a
+//! TCP proxy in front of it that can cut or corrupt the first response.
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    prefix: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Nginx {
+    /// Serves `root` on 127.0.0.1 at a free port.
+    pub fn serve(root: &Path) -> Nginx {
+        let prefix = tempfile::tempdir().unwrap();
+        let p = prefix.path().display();
+        let port = free_port();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let user = if unsafe { libc::geteuid() } == 0 {
+            "user root root;"
+        } else {
+            ""
+        };
+        let conf = format!(
+            "{user}
+worker_processes 1;
+error_log {p}/error.log;
+pid {p}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+  access_log {p}/access.log;
+  client_body_temp_path {p}/body;
+  proxy_temp_path {p}/proxy;
+  fastcgi_temp_path {p}/fastcgi;
+  uwsgi_temp_path {p}/uwsgi;
+  scgi_temp_path {p}/scgi;
+  types {{ application/zstd zst; application/toml toml; }}
+  server {{
+    listen 127.0.0.1:{port};
+    root {root};
+  }}
+}}
+",
+            root = root.display()
+        );
+        fs::write(prefix.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(prefix.path())
+            .arg("-e")
+            .arg(prefix.path().join("error.log"))
+            .arg("-c")
+            .arg(prefix.path().join("nginx.conf"))
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("nginx: {e} (scripts/setup.sh installs nginx-light)"));
+        wait_for_port(port);
+        Nginx {
+            child,
+            port,
+            prefix,
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// The status codes nginx answered, in order.
+    pub fn statuses(&self) -> Vec<u16> {
+        let log = fs::read_to_string(self.prefix.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| {
+                line.split('"')
+                    .nth(2)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the proxy does to the first response that passes through it.
+#[derive(Clone, Copy)]
+pub enum Fault {
+    /// Closes the connection after this many bytes of the response.
+    CutAfter(usize),
+    /// Flips the bits of the response byte at this offset.
+    FlipAt(usize),
+}
+
+pub struct Proxy {
+    pub port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, fault: Fault) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&connections);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let first = count.fetch_add(1, Ordering::SeqCst) == 0;
+                let fault = first.then_some(fault);
+                thread::spawn(move || forward(client, upstream, fault));
+            }
+        });
+        Proxy { port, connections }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+fn forward(mut client: TcpStream, upstream: u16, fault: Option<Fault>) {
+    let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+    let (mut client_in, mut server_out) =
+        (client.try_clone().unwrap(), server.try_clone().unwrap());
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let mut sent = 0usize;
+    let mut buf = [0u8; 16 << 10];
+    loop {
+        let n = match server.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let chunk = &mut buf[..n];
+        match fault {
+            Some(Fault::CutAfter(limit)) if sent + n >= limit => {
+                let _ = client.write_all(&chunk[..limit - sent]);
+                let _ = client.shutdown(Shutdown::Both);
+                let _ = server.shutdown(Shutdown::Both);
+                return;
+            }
+            Some(Fault::FlipAt(at)) if (sent..sent + n).contains(&at) => chunk[at - sent] ^= 0xff,
+            _ => {}
+        }
+        if client.write_all(chunk).is_err() {
+            break;
+        }
+        sent += n;
+    }
+    let _ = client.shutdown(Shutdown::Both);
+}

@@ -1,0 +1,347 @@
+//! Updates from a real web server: nginx serves a signed release index and bundles on loopback;
+//! `updater check`, `update` and `install URL` take them, through a proxy that cuts or corrupts
+//! the first response where the test says so. Every refusal is checked for its exit code, its
+//! message, and that nothing was written.
+mod common;
+use std::fs;
+use std::io::BufReader;
+use std::path::Path;
+
+use bundle::release::{bucket, in_rollout, Release, ReleaseIndex, Rollout};
+use bundle::{BundleReader, SigningKey};
+use common::device::{assert_fails, assert_safe, image, Device, CONFIG};
+use common::web::{Fault, Nginx, Proxy};
+use serde_json::Value;
+
+struct Fleet {
+    web: Nginx,
+    _root: tempfile::TempDir,
+    device: Device,
+}
+
+const DEVICE_ID: &str = "robot-0001";
+
+impl Fleet {
+    fn new() -> Fleet {
+        Self::with_fleet_config("")
+    }
+
+    /// `extra` goes into the device's [fleet] table.
+    fn with_fleet_config(extra: &str) -> Fleet {
+        let root = tempfile::tempdir().unwrap();
+        let web = Nginx::serve(root.path());
+        let config = format!(
+            "{CONFIG}\n[fleet]\nurl = \"{}\"\nchannel = \"stable\"\ndevice_id = \"{DEVICE_ID}\"\n{extra}",
+            web.url("fleet")
+        );
+        fs::create_dir_all(root.path().join("fleet")).unwrap();
+        let device = Device::with_config(&config);
+        Fleet {
+            web,
+            _root: root,
+            device,
+        }
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        self.web.root.join("fleet")
+    }
+
+    /// Builds a bundle and puts it on the server; returns what an index says of it.
+    fn release(&self, version: &str) -> (Release, Vec<u8>) {
+        let (path, rootfs) = self.device.bundle(version);
+        let name = format!("acme-{version}.zst");
+        fs::copy(&path, self.dir().join(&name)).unwrap();
+        (describe(&path, &name), rootfs)
+    }
+
+    fn publish(&self, index: &ReleaseIndex, key: &SigningKey) {
+        fs::write(self.dir().join("stable.toml"), index.to_signed(&[key])).unwrap();
+    }
+
+    fn index(&self, serial: u64) -> ReleaseIndex {
+        ReleaseIndex {
+            serial,
+            published: "2026-11-24T12:00:00Z".into(),
+            ..ReleaseIndex::new("stable", "acme-robot")
+        }
+    }
+
+    fn check(&self) -> Value {
+        let out = self.device.updater(&["check", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn set_running(&self, version: &str) {
+        fs::create_dir_all(self.device.path("state")).unwrap();
+        let state =
+            serde_json::json!({ "groups": { "A": { "version": version, "installed_at": null } } });
+        fs::write(self.device.path("state/state.json"), state.to_string()).unwrap();
+    }
+}
+
+fn describe(bundle: &Path, url: &str) -> Release {
+    let reader =
+        BundleReader::open_unverified(BufReader::new(fs::File::open(bundle).unwrap())).unwrap();
+    Release {
+        version: reader.manifest().version.clone(),
+        url: url.into(),
+        size: fs::metadata(bundle).unwrap().len(),
+        manifest_sha256: hex::encode(reader.manifest_sha256()),
+    }
+}
+
+#[test]
+fn check_then_update_installs_the_suggested_release_from_the_server() {
+    let fleet = Fleet::new();
+    fleet.set_running("1.0.0");
+    let (release, rootfs) = fleet.release("1.1.0");
+    fleet.publish(
+        &ReleaseIndex {
+            suggested: Some(release),
+            ..fleet.index(1)
+        },
+        &fleet.device.key,
+    );
+    let check = fleet.check();
+    assert_eq!(check["update"], true, "{check}");
+    assert_eq!(check["version"], "1.1.0");
+    assert_eq!(check["reason"], "suggested");
+    assert_eq!(check["url"], fleet.web.url("fleet/acme-1.1.0.zst"));
+
+    let out = fleet.device.updater(&["update"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fleet.device.slot("b"), rootfs);
+    assert_eq!(fleet.device.status()["next"], "B");
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"]),
+        (&Value::Bool(false), &Value::from("awaiting-reboot"))
+    );
+}
+
+#[test]
+fn install_from_a_url_streams_and_resumes_a_cut_connection() {
+    let fleet = Fleet::new();
+    let (release, rootfs) = fleet.release("1.1.0");
+    // Cut the first response a third of the way in; the updater resumes with a Range request.
+    let proxy = Proxy::start(fleet.web.port, Fault::CutAfter(release.size as usize / 3));
+    let out = fleet
+        .device
+        .install_source(&proxy.url("fleet/acme-1.1.0.zst"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fleet.device.slot("b"), rootfs);
+    assert_eq!(proxy.connections(), 2, "one cut, one resume");
+    assert_eq!(fleet.web.statuses(), vec![200, 206]);
+}
+
+#[test]
+fn wrong_bytes_from_the_server_are_caught_by_the_chunk_hashes() {
+    let fleet = Fleet::new();
+    let (release, _) = fleet.release("1.1.0");
+    let proxy = Proxy::start(fleet.web.port, Fault::FlipAt(release.size as usize / 2));
+    let out = fleet
+        .device
+        .install_source(&proxy.url("fleet/acme-1.1.0.zst"));
+    assert_fails(&out, 4, "bundle is corrupt");
+    assert_safe(&fleet.device);
+}
+
+#[test]
+fn a_missing_bundle_or_index_is_a_network_error_and_nothing_is_written() {
+    let fleet = Fleet::new();
+    let before = fleet.device.snapshot();
+    let out = fleet
+        .device
+        .install_source(&fleet.web.url("fleet/nothing-here.zst"));
+    assert_fails(&out, 13, "HTTP 404");
+    let out = fleet.device.updater(&["check"]);
+    assert_fails(&out, 13, "stable.toml: HTTP 404");
+    assert_eq!(fleet.device.snapshot(), before, "something was written");
+}
+
+#[test]
+fn a_server_serving_another_bundle_than_the_index_names_is_refused_untouched() {
+    let fleet = Fleet::new();
+    fleet.set_running("1.0.0");
+    let (named, _) = fleet.release("1.1.0");
+    // The server's file is a correctly signed bundle, but not the one the index names.
+    let (other, _) = fleet.device.bundle("1.1.0-rebuilt");
+    fs::copy(&other, fleet.dir().join("acme-1.1.0.zst")).unwrap();
+    fleet.publish(
+        &ReleaseIndex {
+            suggested: Some(named),
+            ..fleet.index(1)
+        },
+        &fleet.device.key,
+    );
+    let before = fleet.device.snapshot();
+    let out = fleet.device.updater(&["update"]);
+    assert_fails(&out, 4, "not the bundle the release index names");
+    assert_eq!(fleet.device.snapshot(), before, "something was written");
+}
+
+#[test]
+fn an_index_with_a_bad_signature_is_refused() {
+    let fleet = Fleet::new();
+    let (release, _) = fleet.release("1.1.0");
+    let index = ReleaseIndex {
+        suggested: Some(release),
+        ..fleet.index(1)
+    };
+    let (stranger, _) = SigningKey::generate().unwrap();
+    fleet.publish(&index, &stranger);
+    assert_fails(
+        &fleet.device.updater(&["check"]),
+        5,
+        "release index signature is not valid for any trusted key (signed by untrusted key",
+    );
+
+    let signed = String::from_utf8(index.to_signed(&[&fleet.device.key])).unwrap();
+    let tampered = signed.replace("serial = 1", "serial = 2");
+    fs::write(fleet.dir().join("stable.toml"), tampered).unwrap();
+    let before = fleet.device.snapshot();
+    assert_fails(
+        &fleet.device.updater(&["update"]),
+        5,
+        "the release index was modified after it was signed",
+    );
+    assert_eq!(fleet.device.snapshot(), before, "something was written");
+}
+
+#[test]
+fn an_older_index_than_one_seen_is_refused() {
+    let fleet = Fleet::new();
+    fleet.set_running("1.1.0");
+    let (release, _) = fleet.release("1.1.0");
+    let at = |serial| ReleaseIndex {
+        suggested: Some(release.clone()),
+        ..fleet.index(serial)
+    };
+    fleet.publish(&at(5), &fleet.device.key);
+    assert_eq!(fleet.check()["reason"], "newest");
+    fleet.publish(&at(4), &fleet.device.key);
+    assert_fails(
+        &fleet.device.updater(&["check"]),
+        13,
+        "has serial 4, older than serial 5 seen before",
+    );
+}
+
+/// A device id that is inside (or outside) a rollout of `percent` under `seed`.
+fn device_in(seed: &str, percent: u32, inside: bool) -> String {
+    (0..)
+        .map(|i| format!("robot-{i:04}"))
+        .find(|id| in_rollout(bucket(seed, id), percent * 100) == inside)
+        .unwrap()
+}
+
+#[test]
+fn a_rollout_reaches_the_devices_in_its_share_and_canaries() {
+    let outside = device_in("r1", 5, false);
+    let inside = device_in("r1", 5, true);
+    for (id, pin, update, reason) in [
+        (&outside, "none", false, "not-in-rollout"),
+        (&inside, "none", true, "in-rollout"),
+        (&outside, "canary", true, "in-rollout"),
+        (&inside, "conservative", false, "not-in-rollout"),
+    ] {
+        let fleet = Fleet::with_fleet_config(&format!("pin = \"{pin}\"\n"));
+        let config = fs::read_to_string(fleet.device.path("system.toml")).unwrap();
+        fs::write(
+            fleet.device.path("system.toml"),
+            config.replace(DEVICE_ID, id),
+        )
+        .unwrap();
+        fleet.set_running("1.0.0");
+        let (stable, _) = fleet.release("1.0.0");
+        let (next, _) = fleet.release("1.1.0");
+        fleet.publish(
+            &ReleaseIndex {
+                suggested: Some(stable),
+                rollout: Some(Rollout {
+                    seed: "r1".into(),
+                    percent: 5.0,
+                    release: next,
+                }),
+                ..fleet.index(1)
+            },
+            &fleet.device.key,
+        );
+        let check = fleet.check();
+        assert_eq!(
+            (&check["update"], &check["reason"], &check["version"]),
+            (
+                &Value::Bool(update),
+                &Value::from(reason),
+                &Value::from("1.1.0")
+            ),
+            "{id} pinned {pin}: {check}"
+        );
+    }
+}
+
+#[test]
+fn install_from_dir_picks_the_newest_acceptable_bundle() {
+    let fleet = Fleet::new();
+    let stick = fleet.device.path("stick");
+    fs::create_dir_all(&stick).unwrap();
+    let (v11, rootfs11) = fleet.device.bundle("1.1.0");
+    fs::copy(&v11, stick.join("a-1.1.0.zst")).unwrap();
+    let (v10, _) = fleet.device.bundle("1.0.0");
+    fs::copy(&v10, stick.join("b-1.0.0.zst")).unwrap();
+    let foreign = fleet.device.bundle_with(
+        "foreign.zst",
+        "other-robot",
+        "9.0.0",
+        0,
+        &[("rootfs", image(1000, 1))],
+    );
+    fs::copy(&foreign, stick.join("c-foreign-9.0.0.zst")).unwrap();
+    // Signed with a key this device does not trust.
+    let stranger = Device::new();
+    let (untrusted, _) = stranger.bundle("8.0.0");
+    fs::copy(untrusted, stick.join("d-untrusted-8.0.0.zst")).unwrap();
+    fs::write(stick.join("e-garbage.zst"), b"not a bundle").unwrap();
+
+    let out = fleet
+        .device
+        .updater(&["install", "--from-dir", stick.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chose") && stderr.contains("a-1.1.0.zst"),
+        "{stderr}"
+    );
+    for why in [
+        "is for 'other-robot'",
+        "untrusted key",
+        "1.0.0 is not the newest",
+        "e-garbage.zst",
+    ] {
+        assert!(stderr.contains(why), "'{why}' missing: {stderr}");
+    }
+    assert_eq!(fleet.device.slot("b"), rootfs11);
+
+    let empty = fleet.device.path("empty");
+    fs::create_dir_all(&empty).unwrap();
+    fs::copy(stick.join("c-foreign-9.0.0.zst"), empty.join("x.zst")).unwrap();
+    let out = fleet
+        .device
+        .updater(&["install", "--from-dir", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no bundle this device accepts"));
+}
