@@ -112,7 +112,7 @@ impl Activity {
             if cancel.is_some() {
                 let status = self.status();
                 return Err(UpdaterError::Busy(format!(
-                    "the updater ({} {} from {})",
+                    "an update is already running ({} {} from {})",
                     status.state.as_str(),
                     status.version.as_deref().unwrap_or("a bundle"),
                     status.source.as_deref().unwrap_or("?")

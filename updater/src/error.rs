@@ -49,7 +49,7 @@ pub enum UpdaterError {
     Refused(String),
     #[error("firmware: {0}")]
     Firmware(String),
-    #[error("another updater holds {0}; try again when it is done")]
+    #[error("{0}; try again when it is done")]
     Busy(String),
     #[error("network: {0}")]
     Network(String),

@@ -154,8 +154,9 @@ impl StateDir {
             .write(true)
             .open(&lock_path)
             .map_err(UpdaterError::io(format!("opening {}", lock_path.display())))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|_| UpdaterError::Busy(lock_path.display().to_string()))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|_| {
+            UpdaterError::Busy(format!("another updater holds {}", lock_path.display()))
+        })?;
         Ok(StateDir {
             path: path.to_path_buf(),
             _lock: Some(lock),

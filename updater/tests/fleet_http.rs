@@ -4,12 +4,10 @@
 //! message, and that nothing was written.
 mod common;
 use std::fs;
-use std::io::BufReader;
-use std::path::Path;
 
 use bundle::release::{bucket, in_rollout, Release, ReleaseIndex, Rollout};
-use bundle::{BundleReader, SigningKey};
-use common::device::{assert_fails, assert_safe, image, Device, CONFIG};
+use bundle::SigningKey;
+use common::device::{assert_fails, assert_safe, image, release_of, Device, CONFIG};
 use common::web::{Fault, Nginx, Proxy};
 use serde_json::Value;
 
@@ -52,7 +50,7 @@ impl Fleet {
         let (path, rootfs) = self.device.bundle(version);
         let name = format!("acme-{version}.zst");
         fs::copy(&path, self.dir().join(&name)).unwrap();
-        (describe(&path, &name), rootfs)
+        (release_of(&path, &name), rootfs)
     }
 
     fn publish(&self, index: &ReleaseIndex, key: &SigningKey) {
@@ -82,17 +80,6 @@ impl Fleet {
         let state =
             serde_json::json!({ "groups": { "A": { "version": version, "installed_at": null } } });
         fs::write(self.device.path("state/state.json"), state.to_string()).unwrap();
-    }
-}
-
-fn describe(bundle: &Path, url: &str) -> Release {
-    let reader =
-        BundleReader::open_unverified(BufReader::new(fs::File::open(bundle).unwrap())).unwrap();
-    Release {
-        version: reader.manifest().version.clone(),
-        url: url.into(),
-        size: fs::metadata(bundle).unwrap().len(),
-        manifest_sha256: hex::encode(reader.manifest_sha256()),
     }
 }
 

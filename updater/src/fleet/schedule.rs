@@ -1,7 +1,8 @@
 //! When the daemon looks at the index. A fleet that powers up together (after an outage, a factory
-//! flash) must not poll together: the first poll falls anywhere within `jitter` of the start, and
-//! every later one `interval` after the previous, give or take half the jitter, so devices never
-//! fall back into step.
+//! flash) must not poll together. Every poll comes `interval` after the previous one, give or take
+//! half the jitter, so devices never fall into step; the first one comes where it would in a fleet
+//! that had been polling forever (the renewal process's equilibrium: a length-biased interval,
+//! entered at a uniform point), so polls are spread evenly from the first second on.
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
@@ -13,7 +14,12 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn first_delay(&self, rng: &mut fastrand::Rng) -> Duration {
-        uniform(rng, self.jitter)
+        let shortest = (self.interval - self.jitter / 2).as_secs_f64();
+        let longest = (self.interval + self.jitter / 2).as_secs_f64();
+        // Longer intervals are more likely to contain a given moment: density ∝ length.
+        let length =
+            (shortest * shortest + rng.f64() * (longest * longest - shortest * shortest)).sqrt();
+        Duration::from_secs_f64(rng.f64() * length)
     }
 
     pub fn next_delay(&self, rng: &mut fastrand::Rng) -> Duration {
@@ -38,7 +44,7 @@ mod tests {
         };
         let mut rng = fastrand::Rng::with_seed(1);
         for _ in 0..1000 {
-            assert!(schedule.first_delay(&mut rng) < Duration::from_secs(120));
+            assert!(schedule.first_delay(&mut rng) < Duration::from_secs(660));
             let next = schedule.next_delay(&mut rng);
             assert!((Duration::from_secs(540)..Duration::from_secs(660)).contains(&next));
         }
@@ -46,7 +52,7 @@ mod tests {
             interval: Duration::from_secs(60),
             jitter: Duration::ZERO,
         };
-        assert_eq!(none.first_delay(&mut rng), Duration::ZERO);
+        assert!(none.first_delay(&mut rng) < Duration::from_secs(60));
         assert_eq!(none.next_delay(&mut rng), Duration::from_secs(60));
     }
 }

@@ -172,3 +172,15 @@ pub fn assert_refused_untouched(device: &Device, bundle: &Path, code: i32, messa
     assert_eq!(device.snapshot(), before, "something was written");
     assert_safe(device);
 }
+
+/// What a release index says of a bundle served at `url`.
+pub fn release_of(bundle: &Path, url: &str) -> bundle::release::Release {
+    let file = fs::File::open(bundle).unwrap();
+    let reader = bundle::BundleReader::open_unverified(std::io::BufReader::new(file)).unwrap();
+    bundle::release::Release {
+        version: reader.manifest().version.clone(),
+        url: url.into(),
+        size: fs::metadata(bundle).unwrap().len(),
+        manifest_sha256: hex::encode(reader.manifest_sha256()),
+    }
+}

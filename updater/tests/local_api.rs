@@ -1,0 +1,250 @@
+//! The daemon's local HTTP API, driven with curl as a device's own software would: upload and
+//! watch, refuse a second upload, cancel, tokens; and the daemon polling a real server by itself.
+mod common;
+use std::fs;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bundle::release::ReleaseIndex;
+use common::device::{release_of, Device, CONFIG};
+use common::web::{free_port, wait_for_port, Nginx};
+use serde_json::Value;
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    token: Option<String>,
+}
+
+impl Daemon {
+    fn start(device: &Device, port: u16, token: Option<&str>) -> Daemon {
+        let child = Command::new(env!("CARGO_BIN_EXE_updater"))
+            .arg("--config")
+            .arg(device.path("system.toml"))
+            .arg("daemon")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port);
+        Daemon {
+            child,
+            port,
+            token: token.map(Into::into),
+        }
+    }
+
+    /// Runs curl against the API; returns the HTTP status and the JSON body.
+    fn curl(&self, method: &str, path: &str, extra: &[&str]) -> (u16, Value) {
+        let out = self.curl_command(method, path, extra).output().unwrap();
+        parse_curl(&out.stdout)
+    }
+
+    fn curl_command(&self, method: &str, path: &str, extra: &[&str]) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"]);
+        if let Some(token) = &self.token {
+            cmd.args(["-H", &format!("Authorization: Bearer {token}")]);
+        }
+        cmd.args(extra)
+            .arg(format!("http://127.0.0.1:{}{path}", self.port))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    fn status(&self) -> Value {
+        let (code, body) = self.curl("GET", "/update/status", &[]);
+        assert_eq!(code, 200, "{body}");
+        body
+    }
+
+    /// Polls the status until `done` says so; returns every state seen.
+    fn watch(&self, done: impl Fn(&Value) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            let status = self.status();
+            let state = status["state"].as_str().unwrap().to_string();
+            if seen.last() != Some(&state) {
+                seen.push(state);
+            }
+            if done(&status) {
+                return seen;
+            }
+            assert!(Instant::now() < deadline, "still {status} after 60 s");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn parse_curl(stdout: &[u8]) -> (u16, Value) {
+    let text = String::from_utf8_lossy(stdout);
+    let (body, code) = text
+        .trim_end()
+        .rsplit_once('\n')
+        .unwrap_or(("", text.trim()));
+    let body = serde_json::from_str(body).unwrap_or(Value::String(body.to_string()));
+    (code.parse().unwrap_or(0), body)
+}
+
+fn device_with_api(extra: &str) -> (Device, u16) {
+    let port = free_port();
+    let device = Device::with_config(&format!(
+        "{CONFIG}\n[api]\nlisten = \"127.0.0.1:{port}\"\n{extra}"
+    ));
+    (device, port)
+}
+
+#[test]
+fn an_upload_with_curl_installs_and_the_status_goes_to_ready() {
+    let (device, port) = device_with_api("");
+    let daemon = Daemon::start(&device, port, None);
+    let (code, health) = daemon.curl("GET", "/health", &[]);
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["booted"], "A");
+    assert_eq!(health["updater_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(daemon.status()["state"], "idle");
+
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    let upload = daemon
+        .curl_command(
+            "POST",
+            "/update",
+            &["--data-binary", &format!("@{}", bundle.display())],
+        )
+        .spawn()
+        .unwrap();
+    let seen = daemon.watch(|s| s["state"] == "ready-to-reboot");
+    let (code, body) = parse_curl(&upload.wait_with_output().unwrap().stdout);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["version"], "1.1.0");
+    assert_eq!(seen.last().unwrap(), "ready-to-reboot", "{seen:?}");
+    assert_eq!(device.slot("b"), rootfs);
+
+    let (_, health) = daemon.curl("GET", "/health", &[]);
+    assert_eq!(health["next"], "B");
+    assert_eq!(health["slots"]["B"]["version"], "1.1.0");
+    assert_eq!(health["slots"]["B"]["components"][0]["name"], "rootfs");
+    assert_eq!(health["slots"]["B"]["components"][0]["version"], "1.1.0");
+
+    let (code, body) = daemon.curl("POST", "/update", &["--data-binary", "not a bundle"]);
+    assert_eq!(code, 422, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("bundle"), "{body}");
+    let (code, _) = daemon.curl("GET", "/nothing", &[]);
+    assert_eq!(code, 404);
+    let (code, _) = daemon.curl("DELETE", "/update", &[]);
+    assert_eq!(code, 405);
+}
+
+#[test]
+fn a_second_upload_is_refused_and_cancel_leaves_the_target_unbootable() {
+    let (device, port) = device_with_api("");
+    let daemon = Daemon::start(&device, port, None);
+    let (bundle, _) = device.bundle("1.1.0");
+    // Slow enough to act while it runs: the whole upload takes about 8 s.
+    let rate = (fs::metadata(&bundle).unwrap().len() / 8)
+        .max(1024)
+        .to_string();
+    let slow = daemon
+        .curl_command(
+            "POST",
+            "/update",
+            &[
+                "--limit-rate",
+                &rate,
+                "--data-binary",
+                &format!("@{}", bundle.display()),
+            ],
+        )
+        .spawn()
+        .unwrap();
+    daemon.watch(|s| s["state"] == "installing");
+
+    let (code, body) = daemon.curl(
+        "POST",
+        "/update",
+        &["--data-binary", &format!("@{}", bundle.display())],
+    );
+    assert_eq!(code, 409, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("an update is already running"), "{error}");
+
+    let (code, body) = daemon.curl("POST", "/update/cancel", &[]);
+    assert_eq!(code, 202, "{body}");
+    let (code, body) = parse_curl(&slow.wait_with_output().unwrap().stdout);
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("install cancelled"),
+        "{body}"
+    );
+    let status = daemon.status();
+    assert_eq!(status["state"], "failed");
+    assert!(status["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("group B stays unbootable"));
+    let (code, _) = daemon.curl("POST", "/update/cancel", &[]);
+    assert_eq!(code, 409);
+
+    // The booted group is intact and still boots next; the target does not boot.
+    assert_eq!(device.slot("a"), b"running system A");
+    let status = device.status();
+    assert_eq!(status["next"], "A");
+    assert_eq!(status["slots"]["B"]["bootable"], false);
+    assert_eq!(status["last_install"]["result"], "failed");
+}
+
+#[test]
+fn with_a_token_every_request_needs_it() {
+    let (device, port) = device_with_api("token = \"s3cret\"\n");
+    let mut daemon = Daemon::start(&device, port, None);
+    let (code, body) = daemon.curl("GET", "/health", &[]);
+    assert_eq!(code, 401, "{body}");
+    daemon.token = Some("wrong".into());
+    assert_eq!(daemon.curl("GET", "/update/status", &[]).0, 401);
+    daemon.token = Some("s3cret".into());
+    assert_eq!(daemon.curl("GET", "/health", &[]).0, 200);
+}
+
+#[test]
+fn the_daemon_polls_the_server_and_installs_by_itself() {
+    let root = tempfile::tempdir().unwrap();
+    let web = Nginx::serve(root.path());
+    let (device, port) = device_with_api(&format!(
+        "[fleet]\nurl = \"{}\"\ndevice_id = \"robot-7\"\ninterval = \"2s\"\njitter = \"1s\"\n",
+        web.url("")
+    ));
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    fs::copy(&bundle, root.path().join("acme-1.1.0.zst")).unwrap();
+    let index = ReleaseIndex {
+        serial: 1,
+        suggested: Some(release_of(&bundle, "acme-1.1.0.zst")),
+        ..ReleaseIndex::new("stable", "acme-robot")
+    };
+    fs::write(
+        root.path().join("stable.toml"),
+        index.to_signed(&[&device.key]),
+    )
+    .unwrap();
+
+    let daemon = Daemon::start(&device, port, None);
+    let seen = daemon.watch(|s| s["state"] == "ready-to-reboot");
+    assert!(seen.contains(&"ready-to-reboot".to_string()), "{seen:?}");
+    assert_eq!(device.slot("b"), rootfs);
+    // Later polls see the release waiting for the reboot and leave it alone.
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(daemon.status()["state"], "ready-to-reboot");
+    assert!(web.statuses().iter().filter(|&&s| s == 200).count() >= 2);
+}
