@@ -30,7 +30,10 @@ fn install_writes_the_inactive_group_byte_for_byte_and_makes_it_next() {
     assert_eq!(status["next"], "B");
     assert_eq!(
         status["slots"]["B"],
-        serde_json::json!({"bootable": true, "good": false, "tries": 2, "version": "1.1.0"})
+        serde_json::json!({
+            "bootable": true, "good": false, "tries": 2, "version": "1.1.0",
+            "components": [{"name": "rootfs", "slot_class": "rootfs", "version": "1.1.0"}]
+        })
     );
     assert_eq!(status["slots"]["A"]["good"], true);
     assert_eq!(status["slots"]["R"]["bootable"], true);
