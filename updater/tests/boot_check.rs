@@ -115,7 +115,10 @@ fn a_healthy_update_is_confirmed_and_raises_the_security_floor() {
     let s = d.status();
     assert_eq!(
         s["slots"]["B"],
-        serde_json::json!({"bootable": true, "good": true, "tries": 2, "version": "1.1.0"})
+        serde_json::json!({
+            "bootable": true, "good": true, "tries": 2, "version": "1.1.0",
+            "components": [{"name": "rootfs", "slot_class": "rootfs", "version": "1.1.0"}]
+        })
     );
     assert_eq!(s["last_install"]["result"], "confirmed");
     assert_eq!(s["security_floor"], 3);
