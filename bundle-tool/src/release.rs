@@ -63,10 +63,14 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         size: fs::metadata(request.bundle)?.len(),
         manifest_sha256: hex::encode(manifest_sha256),
     };
+    let dest = request.dir.join(name);
+    let already_published = check_not_replacing(request.bundle, &dest, &manifest_sha256)?;
     update_index(&mut index, release, request)?;
-    fs::create_dir_all(request.dir)
-        .with_context(|| format!("creating {}", request.dir.display()))?;
-    publish_bundle(request.bundle, &request.dir.join(name), &manifest_sha256)?;
+    if !already_published {
+        fs::create_dir_all(request.dir)
+            .with_context(|| format!("creating {}", request.dir.display()))?;
+        copy_durably(request.bundle, &dest)?;
+    }
     index.serial += 1;
     index.published = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
@@ -186,21 +190,30 @@ fn read_bundle(path: &Path) -> anyhow::Result<(bundle::Manifest, [u8; 32])> {
     Ok((manifest, digest))
 }
 
-/// Copies the bundle into the folder, unless it is there already. A published bundle is never
-/// replaced: caches and devices midway through a download still hold the old bytes.
-fn publish_bundle(source: &Path, dest: &Path, manifest_sha256: &[u8; 32]) -> anyhow::Result<()> {
-    if dest.exists() {
-        if same_file(source, dest)? {
-            return Ok(());
-        }
-        let (_, existing) = read_bundle(dest)?;
-        ensure!(
-            &existing == manifest_sha256 && fs::metadata(dest)?.len() == fs::metadata(source)?.len(),
-            "{} is already published with other content; published bundles are never replaced (give the new one another file name)",
-            dest.display()
-        );
-        return Ok(());
+/// Whether the bundle is published at `dest` already. Another file under that name is an error:
+/// a published bundle is never replaced, since caches and devices midway through a download
+/// still hold the old bytes.
+fn check_not_replacing(
+    source: &Path,
+    dest: &Path,
+    manifest_sha256: &[u8; 32],
+) -> anyhow::Result<bool> {
+    if !dest.exists() {
+        return Ok(false);
     }
+    if same_file(source, dest)? {
+        return Ok(true);
+    }
+    let (_, existing) = read_bundle(dest)?;
+    ensure!(
+        &existing == manifest_sha256 && fs::metadata(dest)?.len() == fs::metadata(source)?.len(),
+        "{} is already published with other content; published bundles are never replaced (give the new one another file name)",
+        dest.display()
+    );
+    Ok(true)
+}
+
+fn copy_durably(source: &Path, dest: &Path) -> anyhow::Result<()> {
     let tmp = dest.with_extension("zst.partial");
     fs::copy(source, &tmp).with_context(|| format!("copying to {}", tmp.display()))?;
     File::open(&tmp).and_then(|f| f.sync_all())?;

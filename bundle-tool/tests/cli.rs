@@ -280,3 +280,143 @@ fn firmware_in_the_input_manifest() {
         "protocol stm32-serial needs port",
     );
 }
+
+/// A bundle of `version` named `name`, made in `d` with release.key.
+fn bundle_of(d: &Path, version: &str, name: &str) {
+    let manifest = fs::read_to_string(d.join("m.toml"))
+        .unwrap()
+        .replace("version = \"1.0.0\"", &format!("version = \"{version}\""));
+    fs::write(d.join("m-release.toml"), manifest).unwrap();
+    ok(&tool(
+        d,
+        &[
+            "create",
+            "--manifest",
+            "m-release.toml",
+            "--key",
+            "release.key",
+            "--output",
+            name,
+        ],
+    ));
+}
+
+/// `bundle-tool release` into d/www, channel stable, signed with release.key.
+fn release(d: &Path, bundle: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "release",
+        "--key",
+        "release.key",
+        "--dir",
+        "www",
+        "--channel",
+        "stable",
+        "--bundle",
+        bundle,
+    ];
+    args.extend_from_slice(extra);
+    tool(d, &args)
+}
+
+fn index_of(d: &Path) -> String {
+    fs::read_to_string(d.join("www/stable.toml")).unwrap()
+}
+
+#[test]
+fn release_publishes_bundles_and_rewrites_the_signed_index() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    bundle_of(d, "1.0.0", "acme-1.0.0.zst");
+    bundle_of(d, "1.1.0", "acme-1.1.0.zst");
+    let release = |bundle: &str, extra: &[&str]| release(d, bundle, extra);
+
+    let out = ok(&release("acme-1.0.0.zst", &[]));
+    assert!(
+        out.contains("serial 1") && out.contains("suggested 1.0.0"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read(d.join("www/acme-1.0.0.zst")).unwrap(),
+        fs::read(d.join("acme-1.0.0.zst")).unwrap()
+    );
+    let index = index_of(d);
+    assert!(index.contains("url = \"acme-1.0.0.zst\""), "{index}");
+    assert!(
+        index.contains("# -----BEGIN SIGNATURES-----\n# ed25519 "),
+        "{index}"
+    );
+
+    // A 5 % rollout gets a seed made from the version; raising it keeps the seed.
+    ok(&release("acme-1.1.0.zst", &["--rollout", "5"]));
+    assert!(index_of(d).contains("seed = \"1.1.0\""), "{}", index_of(d));
+    let out = ok(&release(
+        "acme-1.1.0.zst",
+        &["--rollout", "10", "--min-version", "1.0.0"],
+    ));
+    assert!(
+        out.contains("serial 3") && out.contains("rollout 1.1.0 to 10% (seed 1.1.0)"),
+        "{out}"
+    );
+    assert!(out.contains("minimum 1.0.0"), "{out}");
+    // Promoting it to everybody ends the rollout.
+    let out = ok(&release("acme-1.1.0.zst", &[]));
+    assert!(
+        out.contains("suggested 1.1.0") && !out.contains("rollout"),
+        "{out}"
+    );
+
+    // The index is plain TOML for other tools, and its signature holds for the release key.
+    let index = index_of(d);
+    let body = &index[..index.find("# -----BEGIN SIGNATURES-----").unwrap()];
+    let parsed: toml::Value = toml::from_str(body).unwrap();
+    assert_eq!(parsed["serial"].as_integer(), Some(4));
+    assert_eq!(parsed["suggested"]["version"].as_str(), Some("1.1.0"));
+}
+
+#[test]
+fn release_refuses_what_would_mislead_devices() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    bundle_of(d, "1.0.0", "acme-1.0.0.zst");
+    bundle_of(d, "1.1.0", "acme-1.1.0.zst");
+    let release = |bundle: &str, extra: &[&str]| release(d, bundle, extra);
+    ok(&release("acme-1.1.0.zst", &[]));
+    let before = index_of(d);
+    fails(
+        &release("acme-1.0.0.zst", &[]),
+        1,
+        "version 1.0.0 is older than the channel's suggested 1.1.0",
+    );
+    fails(
+        &release("acme-1.1.0.zst", &["--rollout", "5"]),
+        1,
+        "a rollout must be newer",
+    );
+    fails(
+        &release("acme-1.1.0.zst", &["--rollout", "150"]),
+        1,
+        "at most 100",
+    );
+    fails(
+        &release("acme-1.1.0.zst", &["--min-version", "2.0.0"]),
+        1,
+        "--min-version 2.0.0 is above every release",
+    );
+    // Another file under a published name is never swapped in.
+    fs::create_dir_all(d.join("other")).unwrap();
+    fs::copy(d.join("acme-1.0.0.zst"), d.join("other/acme-1.1.0.zst")).unwrap();
+    fails(
+        &release("other/acme-1.1.0.zst", &[]),
+        1,
+        "is already published with other content",
+    );
+    let mut corrupt = fs::read(d.join("acme-1.1.0.zst")).unwrap();
+    let at = corrupt.len() / 2;
+    corrupt[at] ^= 0xff;
+    fs::write(d.join("acme-1.2.0.zst"), corrupt).unwrap();
+    fails(&release("acme-1.2.0.zst", &[]), 4, "bundle is corrupt");
+    assert_eq!(index_of(d), before, "a refused release changed the index");
+    assert!(!d.join("www/acme-1.2.0.zst").exists());
+}
