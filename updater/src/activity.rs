@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::{Result, UpdaterError};
 use crate::install::{InstallOptions, InstallReport};
-use crate::progress::{Progress, Style};
+use crate::progress::{Observer, Progress, Style};
 use crate::state::{now, InstallResult, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,12 +98,13 @@ impl Activity {
     }
 
     /// Runs one install, refusing to start while another runs. `install` gets options that carry
-    /// the cancel flag and a progress that feeds this status.
+    /// the cancel flag and a progress that feeds this status (and `also`, when given).
     pub fn run(
         self: &Arc<Self>,
         source: &str,
         from_network: bool,
         options: &InstallOptions,
+        also: Option<Observer>,
         install: impl FnOnce(&InstallOptions, &Progress) -> Result<InstallReport>,
     ) -> Result<InstallReport> {
         let flag = Arc::new(AtomicBool::new(false));
@@ -150,7 +151,10 @@ impl Activity {
                     s.done = done;
                     s.total = total;
                     s.percent = (done * 100).checked_div(total).unwrap_or(0) as u8;
-                })
+                });
+                if let Some(also) = &also {
+                    also(step, done, total);
+                }
             })
         };
         let progress = Progress::observed(Style::Quiet, observer);

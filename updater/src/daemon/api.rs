@@ -115,6 +115,7 @@ fn upload(body: &mut dyn Read, config: &Config, activity: &Arc<Activity>) -> Rep
         "upload",
         false,
         &InstallOptions::default(),
+        None,
         |options, progress| install(config, body, options, progress),
     );
     match result {

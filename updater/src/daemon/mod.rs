@@ -93,6 +93,7 @@ fn poll_once(config: &Config, activity: &Arc<Activity>) -> Result<()> {
         &url,
         true,
         &InstallOptions::default(),
+        None,
         |options, progress| install_checked(config, &report, options, progress),
     )?;
     eprintln!(
