@@ -37,11 +37,17 @@ fn u_boot_script_compiles_with_mkimage() {
 }
 
 #[test]
-fn boot_check_unit_verifies() {
+fn the_systemd_units_verify() {
+    for name in ["updater-boot-check.service", "updater.service"] {
+        verify_unit(name);
+    }
+}
+
+fn verify_unit(name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let unit = fs::read_to_string(hooks().join("systemd/updater-boot-check.service")).unwrap();
+    let unit = fs::read_to_string(hooks().join("systemd").join(name)).unwrap();
     let unit = unit.replace("/usr/bin/updater", env!("CARGO_BIN_EXE_updater"));
-    let path = dir.path().join("updater-boot-check.service");
+    let path = dir.path().join(name);
     fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze")
         .args(["verify", "--man=no"])
@@ -50,12 +56,12 @@ fn boot_check_unit_verifies() {
         .expect("systemd-analyze is installed");
     assert!(
         out.status.success(),
-        "{}",
+        "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
         String::from_utf8_lossy(&out.stderr).trim().is_empty(),
-        "{}",
+        "{name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

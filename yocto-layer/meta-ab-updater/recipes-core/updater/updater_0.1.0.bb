@@ -20,7 +20,7 @@ UPDATER_STATE_DIR ?= "/data/updater"
 # A folder of *.pub files (bundle-tool keygen) the device trusts; required.
 UPDATER_KEYRING_DIR ?= ""
 
-SYSTEMD_SERVICE:${PN} = "updater-boot-check.service"
+SYSTEMD_SERVICE:${PN} = "updater-boot-check.service updater.service"
 
 do_install:append() {
     if [ -z "${UPDATER_KEYRING_DIR}" ]; then
@@ -36,6 +36,7 @@ do_install:append() {
         ${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}/system.toml > ${D}${sysconfdir}/updater/system.toml
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/bootloader-hooks/systemd/updater-boot-check.service ${D}${systemd_system_unitdir}/
+    install -m 0644 ${S}/bootloader-hooks/systemd/updater.service ${D}${systemd_system_unitdir}/
     install -d ${D}${sysconfdir}/systemd/system.conf.d
     install -m 0644 ${S}/bootloader-hooks/systemd/system.conf.d/10-updater-watchdog.conf \
         ${D}${sysconfdir}/systemd/system.conf.d/
