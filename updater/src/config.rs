@@ -165,12 +165,15 @@ fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCheckConfig, 
     for c in raw.check {
         let kind = match (c.command, c.http) {
             (Some(argv), None) if !argv.is_empty() => CheckKind::Command(argv),
-            (None, Some(url)) if url.starts_with("http://") => CheckKind::Http {
+            (None, Some(url)) if crate::fleet::http::is_url(&url) => CheckKind::Http {
                 url,
                 expect_status: c.expect_status.unwrap_or(200),
             },
             (None, Some(url)) => {
-                return Err(format!("check '{}': {url} is not an http:// URL", c.name))
+                return Err(format!(
+                    "check '{}': {url} is not an http:// or https:// URL",
+                    c.name
+                ))
             }
             _ => {
                 return Err(format!(

@@ -220,3 +220,101 @@ impl DeviceId {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet(text: &str) -> Result<Option<FleetConfig>, String> {
+        let raw: RawFleet = toml::from_str(text).map_err(|e| e.to_string())?;
+        fleet_config(raw, Path::new("/keys"), &|p| {
+            Path::new("/etc/updater").join(p)
+        })
+    }
+
+    #[test]
+    fn defaults_and_resolution() {
+        assert!(fleet("").unwrap().is_none());
+        let f = fleet("url = \"https://u.example/acme\"").unwrap().unwrap();
+        assert_eq!(f.index_url(), "https://u.example/acme/stable.toml");
+        assert_eq!(f.device_id, DeviceId::File(MACHINE_ID.into()));
+        assert_eq!((f.interval, f.jitter), (DEFAULT_INTERVAL, DEFAULT_INTERVAL));
+        assert_eq!(
+            (f.pin, f.after_install, f.poll),
+            (Pin::None, AfterInstall::Wait, true)
+        );
+        assert_eq!(f.keyring, Path::new("/keys"));
+        let f = fleet("url = \"http://u/\"\nchannel = \"beta\"\nmachine_id_file = \"id\"\ninterval = \"30m\"\njitter = \"5m\"\npin = \"canary\"\nafter_install = \"reboot\"\nkeyring = \"fleet.pub\"").unwrap().unwrap();
+        assert_eq!(f.index_url(), "http://u/beta.toml");
+        assert_eq!(f.device_id, DeviceId::File("/etc/updater/id".into()));
+        assert_eq!(
+            (f.interval, f.jitter),
+            (Duration::from_secs(1800), Duration::from_secs(300))
+        );
+        assert_eq!(
+            (f.pin, f.after_install),
+            (Pin::Canary, AfterInstall::Reboot)
+        );
+        assert_eq!(f.keyring, Path::new("/etc/updater/fleet.pub"));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        for (text, message) in [
+            ("channel = \"beta\"", "[fleet] needs url"),
+            ("url = \"ftp://u/\"", "is not an http:// or https:// URL"),
+            (
+                "url = \"http://u/\"\nchannel = \"a/b\"",
+                "fleet.channel 'a/b'",
+            ),
+            ("url = \"http://u/\"\npin = \"first\"", "fleet.pin 'first'"),
+            (
+                "url = \"http://u/\"\ninterval = \"soon\"",
+                "fleet.interval 'soon'",
+            ),
+            (
+                "url = \"http://u/\"\ninterval = \"1m\"\njitter = \"2m\"",
+                "must not exceed",
+            ),
+            (
+                "url = \"http://u/\"\nafter_install = \"never\"",
+                "fleet.after_install 'never'",
+            ),
+            (
+                "url = \"http://u/\"\ndevice_id = \" \"",
+                "must not be empty",
+            ),
+            (
+                "url = \"http://u/\"\ndevice_id = \"a\"\nmachine_id_file = \"b\"",
+                "give fleet.device_id or",
+            ),
+        ] {
+            let err = fleet(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text} was accepted"));
+            assert!(err.contains(message), "{text}: {err}");
+        }
+        let raw: RawApi = toml::from_str("listen = \"localhost\"").unwrap();
+        assert!(api_config(raw).unwrap_err().contains("not an address:port"));
+        let raw: RawApi = toml::from_str("token = \"\"").unwrap();
+        assert!(api_config(raw).unwrap_err().contains("must not be empty"));
+    }
+
+    #[test]
+    fn the_device_id_comes_from_the_machine_id_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("machine-id");
+        std::fs::write(&file, "0123abcd\n").unwrap();
+        assert_eq!(DeviceId::File(file.clone()).read().unwrap(), "0123abcd");
+        std::fs::write(&file, "\n").unwrap();
+        assert!(DeviceId::File(file)
+            .read()
+            .unwrap_err()
+            .contains("is empty"));
+        let missing = DeviceId::File(dir.path().join("none"));
+        assert!(missing
+            .read()
+            .unwrap_err()
+            .contains("or set fleet.device_id"));
+    }
+}
