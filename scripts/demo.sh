@@ -89,6 +89,42 @@ printf '$ cat acme-1.1.0.zst | updater install -\n'
 cat "$ci/acme-1.1.0.zst" | updater --quiet install -
 cmp "$ci/rootfs-1.1.0.img" "$dev/slots/rootfs-a.img"
 run updater status
+
+step "Fleet: CI publishes 1.1.0 for everybody and 1.2.0 to 5 % of the devices, as static files"
+build_rootfs 1.2.0; make_bundle 1.2.0
+www=$work/www
+run "$bin/bundle-tool" release --key "$ci/release.key" --dir "$www" --channel stable --bundle "$ci/acme-1.1.0.zst"
+run "$bin/bundle-tool" release --key "$ci/release.key" --dir "$www" --channel stable --bundle "$ci/acme-1.2.0.zst" --rollout 5
+sed -n '1,/BEGIN SIGNATURES/p' "$www/stable.toml"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p "$work/nginx"
+cat > "$work/nginx/nginx.conf" <<CONF
+$( [ "$(id -u)" = 0 ] && echo "user root root;" )
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log $work/nginx/access.log;
+  client_body_temp_path $work/nginx/body;
+  server { listen 127.0.0.1:$port; root $www; }
+}
+CONF
+nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf"
+trap 'kill $(cat "$work/nginx/nginx.pid") 2>/dev/null || true' EXIT
+printf '\n[fleet]\nurl = "http://127.0.0.1:%s/"\nchannel = "stable"\ndevice_id = "robot-0002"\n' "$port" >> "$dev/system.toml"
+echo "nginx serves $www on port $port; the device's [fleet] points there"
+
+step "Device: check says why it does not take 1.2.0 yet (its bucket is outside the 5 %)"
+run updater check
+[ "$(updater check --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["reason"])')" = not-in-rollout ] \
+  || fail "robot-0002 should be outside a 5 % rollout of 1.2.0"
+
+step "CI promotes 1.2.0 to everybody; the device updates itself over HTTP (streamed, resumable)"
+run "$bin/bundle-tool" release --key "$ci/release.key" --dir "$www" --channel stable --bundle "$ci/acme-1.2.0.zst"
+run updater check
+run updater update
+cmp "$ci/rootfs-1.2.0.img" "$dev/slots/rootfs-a.img" && echo "slot A is byte-identical to the 1.2.0 image"
+[ "$(field "['next']")" = A ] || fail "A should boot next"
 echo
 echo "demo: OK (work folder: $work)"
 
