@@ -96,20 +96,7 @@ www=$work/www
 run "$bin/bundle-tool" release --key "$ci/release.key" --dir "$www" --channel stable --bundle "$ci/acme-1.1.0.zst"
 run "$bin/bundle-tool" release --key "$ci/release.key" --dir "$www" --channel stable --bundle "$ci/acme-1.2.0.zst" --rollout 5
 sed -n '1,/BEGIN SIGNATURES/p' "$www/stable.toml"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$work/nginx"
-cat > "$work/nginx/nginx.conf" <<CONF
-$( [ "$(id -u)" = 0 ] && echo "user root root;" )
-worker_processes 1;
-pid $work/nginx/nginx.pid;
-events { worker_connections 64; }
-http {
-  access_log $work/nginx/access.log;
-  client_body_temp_path $work/nginx/body;
-  server { listen 127.0.0.1:$port; root $www; }
-}
-CONF
-nginx -p "$work/nginx" -e "$work/nginx/error.log" -c "$work/nginx/nginx.conf"
+port=$(scripts/serve-dir "$www" "$work/nginx")
 trap 'kill $(cat "$work/nginx/nginx.pid") 2>/dev/null || true' EXIT
 printf '\n[fleet]\nurl = "http://127.0.0.1:%s/"\nchannel = "stable"\ndevice_id = "robot-0002"\n' "$port" >> "$dev/system.toml"
 echo "nginx serves $www on port $port; the device's [fleet] points there"

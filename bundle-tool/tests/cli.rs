@@ -318,17 +318,24 @@ fn release(d: &Path, bundle: &str, extra: &[&str]) -> Output {
     tool(d, &args)
 }
 
+/// A workspace with release.key and the bundles acme-1.0.0.zst and acme-1.1.0.zst.
+fn release_workspace() -> tempfile::TempDir {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    bundle_of(d, "1.0.0", "acme-1.0.0.zst");
+    bundle_of(d, "1.1.0", "acme-1.1.0.zst");
+    dir
+}
+
 fn index_of(d: &Path) -> String {
     fs::read_to_string(d.join("www/stable.toml")).unwrap()
 }
 
 #[test]
 fn release_publishes_bundles_and_rewrites_the_signed_index() {
-    let dir = workspace();
+    let dir = release_workspace();
     let d = dir.path();
-    ok(&tool(d, &["keygen", "--out", "release"]));
-    bundle_of(d, "1.0.0", "acme-1.0.0.zst");
-    bundle_of(d, "1.1.0", "acme-1.1.0.zst");
     let release = |bundle: &str, extra: &[&str]| release(d, bundle, extra);
 
     let out = ok(&release("acme-1.0.0.zst", &[]));
@@ -376,11 +383,8 @@ fn release_publishes_bundles_and_rewrites_the_signed_index() {
 
 #[test]
 fn release_refuses_what_would_mislead_devices() {
-    let dir = workspace();
+    let dir = release_workspace();
     let d = dir.path();
-    ok(&tool(d, &["keygen", "--out", "release"]));
-    bundle_of(d, "1.0.0", "acme-1.0.0.zst");
-    bundle_of(d, "1.1.0", "acme-1.1.0.zst");
     let release = |bundle: &str, extra: &[&str]| release(d, bundle, extra);
     ok(&release("acme-1.1.0.zst", &[]));
     let before = index_of(d);
