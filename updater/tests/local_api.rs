@@ -206,6 +206,32 @@ fn a_second_upload_is_refused_and_cancel_leaves_the_target_unbootable() {
     assert_eq!(status["last_install"]["result"], "failed");
 }
 
+fn wait_for_file(path: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn reboot_asks_the_configured_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("rebooted");
+    let (device, port) = device_with_api(&format!(
+        "[boot_check]\nreboot_command = [\"touch\", \"{}\"]\n",
+        marker.display()
+    ));
+    let daemon = Daemon::start(&device, port, None);
+    let (code, body) = daemon.curl("POST", "/reboot", &[]);
+    assert_eq!(code, 202, "{body}");
+    wait_for_file(&marker);
+}
+
 #[test]
 fn with_a_token_every_request_needs_it() {
     let (device, port) = device_with_api("token = \"s3cret\"\n");
@@ -222,9 +248,12 @@ fn with_a_token_every_request_needs_it() {
 fn the_daemon_polls_the_server_and_installs_by_itself() {
     let root = tempfile::tempdir().unwrap();
     let web = Nginx::serve(root.path());
+    let marker = root.path().join("rebooted");
     let (device, port) = device_with_api(&format!(
-        "[fleet]\nurl = \"{}\"\ndevice_id = \"robot-7\"\ninterval = \"2s\"\njitter = \"1s\"\n",
-        web.url("")
+        "[fleet]\nurl = \"{}\"\ndevice_id = \"robot-7\"\ninterval = \"2s\"\njitter = \"1s\"\n\
+         after_install = \"reboot\"\n[boot_check]\nreboot_command = [\"touch\", \"{}\"]\n",
+        web.url(""),
+        marker.display()
     ));
     let (bundle, rootfs) = device.bundle("1.1.0");
     fs::copy(&bundle, root.path().join("acme-1.1.0.zst")).unwrap();
@@ -243,8 +272,11 @@ fn the_daemon_polls_the_server_and_installs_by_itself() {
     let seen = daemon.watch(|s| s["state"] == "ready-to-reboot");
     assert!(seen.contains(&"ready-to-reboot".to_string()), "{seen:?}");
     assert_eq!(device.slot("b"), rootfs);
+    wait_for_file(&marker);
+    fs::remove_file(&marker).unwrap();
     // Later polls see the release waiting for the reboot and leave it alone.
     thread::sleep(Duration::from_secs(3));
+    assert!(!marker.exists(), "rebooted again for the same release");
     assert_eq!(daemon.status()["state"], "ready-to-reboot");
     assert!(web.statuses().iter().filter(|&&s| s == 200).count() >= 2);
 }
