@@ -230,7 +230,14 @@ pub unsafe extern "C" fn abu_install(
         from_network,
         &InstallOptions::default(),
         also,
-        |options, progress| install(&h.config, source::open(source)?, options, progress),
+        |options, progress| {
+            install(
+                &h.config,
+                source::open(source, h.config.http_ca_file.as_deref())?,
+                options,
+                progress,
+            )
+        },
     );
     match result {
         Ok(_) => 0,

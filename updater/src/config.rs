@@ -33,6 +33,8 @@ pub struct Config {
     /// None when no `[fleet] url` is set: the device takes updates only when told.
     pub fleet: Option<FleetConfig>,
     pub api: ApiConfig,
+    /// Extra CA certificates (PEM) trusted for https:// downloads besides the Mozilla roots.
+    pub http_ca_file: Option<PathBuf>,
 }
 
 /// What boot-check does when a check fails.
@@ -84,9 +86,17 @@ struct RawConfig {
     fleet: RawFleet,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    http: RawHttp,
     /// Stand-ins for /sys and /dev (tests, containers).
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +346,7 @@ impl Config {
             keyring,
             fleet,
             api,
+            http_ca_file: raw.http.ca_file.map(|p| resolve(&p)),
             state_dir: resolve(&raw.state_dir),
             bootloader,
             boot: BootConfig {

@@ -286,7 +286,12 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
                 (None, Some(dir)) => choose_from_dir(&config, dir, *allow_downgrade)?,
                 (None, None) => unreachable!("clap requires one"),
             };
-            let report = install(&config, open_source(&source)?, &options, &progress(cli))?;
+            let report = install(
+                &config,
+                open_source(&source, config.http_ca_file.as_deref())?,
+                &options,
+                &progress(cli),
+            )?;
             print_installed(&report);
         }
         Command::Check { json } => {

@@ -2,6 +2,7 @@
 //! plain forward stream, so memory stays bounded whatever the bundle's size.
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -12,12 +13,13 @@ const BUFFER: usize = 256 << 10;
 
 pub type Source = Box<dyn Read + Send>;
 
-pub fn open(source: &str) -> Result<Source> {
+/// `ca_file`: extra CA certificates for https:// (the config's `http.ca_file`).
+pub fn open(source: &str, ca_file: Option<&Path>) -> Result<Source> {
     if source == "-" {
         return Ok(Box::new(BufReader::with_capacity(BUFFER, io::stdin())));
     }
     if http::is_url(source) {
-        let download = Download::start(http::agent(), source)?;
+        let download = Download::start(http::agent(ca_file)?, source)?;
         return Ok(Box::new(BufReader::with_capacity(BUFFER, download)));
     }
     let file = File::open(source).map_err(|e| UpdaterError::Io {

@@ -8,6 +8,8 @@ use std::fs;
 use bundle::release::{bucket, in_rollout, Release, ReleaseIndex, Rollout};
 use bundle::SigningKey;
 use common::device::{assert_fails, assert_safe, image, release_of, Device, CONFIG};
+use std::path::Path;
+
 use common::web::{Fault, Nginx, Proxy};
 use serde_json::Value;
 
@@ -331,4 +333,44 @@ fn install_from_dir_picks_the_newest_acceptable_bundle() {
         .updater(&["install", "--from-dir", empty.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no bundle this device accepts"));
+}
+
+#[test]
+fn https_with_a_private_ca_named_in_the_config() {
+    let fleet = Fleet::new();
+    let (_, rootfs) = fleet.release("1.1.0");
+    let pki = tempfile::tempdir().unwrap();
+    common::web::private_ca(pki.path());
+    let tls = Nginx::serve_tls(
+        &fleet.web.root,
+        &pki.path().join("server.pem"),
+        &pki.path().join("server.key"),
+    );
+    let url = tls.https_url("fleet/acme-1.1.0.zst");
+
+    // Not trusted by the Mozilla roots alone: refused before anything is written.
+    let before = fleet.device.snapshot();
+    assert_fails(&fleet.device.install_source(&url), 13, "certificate");
+    assert_eq!(fleet.device.snapshot(), before, "something was written");
+
+    let config = fs::read_to_string(fleet.device.path("system.toml")).unwrap();
+    let with_ca = |ca: &Path| format!("{config}\n[http]\nca_file = \"{}\"\n", ca.display());
+    fs::write(
+        fleet.device.path("system.toml"),
+        with_ca(&pki.path().join("missing.pem")),
+    )
+    .unwrap();
+    assert_fails(&fleet.device.install_source(&url), 3, "missing.pem");
+    fs::write(
+        fleet.device.path("system.toml"),
+        with_ca(&pki.path().join("ca.pem")),
+    )
+    .unwrap();
+    let out = fleet.device.install_source(&url);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fleet.device.slot("b"), rootfs);
 }

@@ -3,8 +3,13 @@
 //! changed meanwhile, which is refused rather than spliced. Whatever bytes arrive, the bundle
 //! reader checks them against the signed chunk hashes.
 use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 use tracing::warn;
 
@@ -14,12 +19,44 @@ use crate::error::{Result, UpdaterError};
 const MAX_RESUMES: u32 = 8;
 const USER_AGENT: &str = concat!("updater/", env!("CARGO_PKG_VERSION"));
 
-pub fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
+/// An HTTP(S) client. HTTPS trusts the Mozilla roots (webpki-roots) and, when given, the CA
+/// certificates in `ca_file` (PEM), for fleets served under a private CA.
+pub fn agent(ca_file: Option<&Path>) -> Result<ureq::Agent> {
+    let builder = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(60))
-        .user_agent(USER_AGENT)
-        .build()
+        .user_agent(USER_AGENT);
+    let builder = match ca_file {
+        Some(path) => builder.tls_config(Arc::new(tls_config(path)?)),
+        None => builder,
+    };
+    Ok(builder.build())
+}
+
+fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
+    let bad = |message: String| UpdaterError::Config {
+        path: ca_file.display().to_string(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let certificates = CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(bad("holds no PEM certificate".into()));
+    }
+    for certificate in certificates {
+        roots
+            .add(certificate)
+            .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| bad(e.to_string()))
 }
 
 pub fn is_url(source: &str) -> bool {

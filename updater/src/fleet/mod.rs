@@ -46,7 +46,11 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let fleet = fleet_config(config)?;
     let keyring = Keyring::load(&fleet.keyring).map_err(UpdaterError::Keyring)?;
     let index_url = fleet.index_url();
-    let bytes = http::fetch_small(&http::agent(), &index_url, MAX_INDEX_SIZE)?;
+    let bytes = http::fetch_small(
+        &http::agent(config.http_ca_file.as_deref())?,
+        &index_url,
+        MAX_INDEX_SIZE,
+    )?;
     let (index, signer) = ReleaseIndex::verify(&bytes, &keyring)?;
     if index.channel != fleet.channel {
         return Err(BundleError::InvalidIndex(format!(
@@ -120,7 +124,12 @@ pub fn install_checked(
         expect_manifest: report.manifest_sha256,
         ..options.clone()
     };
-    install(config, source::open(url)?, &options, progress)
+    install(
+        config,
+        source::open(url, config.http_ca_file.as_deref())?,
+        &options,
+        progress,
+    )
 }
 
 /// Relative bundle URLs are relative to the index.

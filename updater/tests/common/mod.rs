@@ -11,7 +11,13 @@ use std::process::{Command, Output};
 
 /// Runs a real tool and returns its stdout; a missing tool or a failure ends the test, naming it.
 pub fn run(cmd: &str, args: &[&str]) -> String {
+    run_in(Path::new("."), cmd, args)
+}
+
+/// `run`, in the folder `dir`.
+pub fn run_in(dir: &Path, cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd)
+        .current_dir(dir)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{cmd}: {e} (scripts/setup.sh installs it)"));

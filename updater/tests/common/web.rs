@@ -36,6 +36,15 @@ pub struct Nginx {
 impl Nginx {
     /// Serves `root` on 127.0.0.1 at a free port.
     pub fn serve(root: &Path) -> Nginx {
+        Self::start(root, None)
+    }
+
+    /// Serves `root` over HTTPS with this certificate and key (PEM files).
+    pub fn serve_tls(root: &Path, cert: &Path, key: &Path) -> Nginx {
+        Self::start(root, Some((cert, key)))
+    }
+
+    fn start(root: &Path, tls: Option<(&Path, &Path)>) -> Nginx {
         let prefix = tempfile::tempdir().unwrap();
         let p = prefix.path().display();
         let port = free_port();
@@ -60,12 +69,17 @@ http {{
   scgi_temp_path {p}/scgi;
   types {{ application/zstd zst; application/toml toml; }}
   server {{
-    listen 127.0.0.1:{port};
+    listen 127.0.0.1:{port}{tls};
     root {root};
   }}
 }}
 ",
-            root = root.display()
+            root = root.display(),
+            tls = tls.map_or(String::new(), |(cert, key)| format!(
+                " ssl;\n    ssl_certificate {};\n    ssl_certificate_key {}",
+                cert.display(),
+                key.display()
+            ))
         );
         fs::write(prefix.path().join("nginx.conf"), conf).unwrap();
         let child = Command::new("nginx")
@@ -90,6 +104,10 @@ http {{
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}/{path}", self.port)
     }
 
     /// The status codes nginx answered, in order.
@@ -187,4 +205,67 @@ fn forward(mut client: TcpStream, upstream: u16, fault: Option<Fault>) {
         sent += n;
     }
     let _ = client.shutdown(Shutdown::Both);
+}
+
+/// A private CA (ca.pem) and a certificate for 127.0.0.1 it signed (server.pem, server.key), made
+/// with openssl in `dir`.
+pub fn private_ca(dir: &Path) {
+    let openssl = |args: &[&str]| super::run_in(dir, "openssl", args);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=fleet test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "30",
+        "-extfile",
+        "server.ext",
+    ]);
 }
