@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked 2>&1 | tee target/test.log
+# The fleet figures (rollout shares, poll spread), printed for the log; asserted in the run above.
+cargo test --locked -p updater --test fleet_statistics -- --nocapture 2>&1 | grep -E '%|peak|per second'
 DEMO_QEMU=0 bash tests/demo-e2e.sh
 bash tests/yocto-layer.sh
 bash scripts/fuzz-smoke.sh
