@@ -19,16 +19,17 @@ fn the_committed_header_is_the_generated_one() {
     );
 }
 
-/// target/debug (or release), where cargo puts libabupdater.so.
+/// Where cargo put libabupdater.so: next to this test in target/<profile>/deps, and (after a
+/// `cargo build`) copied up to target/<profile>.
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("libabupdater.so").exists(),
-        "no libabupdater.so in {}",
-        dir.display()
-    );
-    dir
+    let deps = exe.parent().unwrap();
+    let found = [deps, deps.parent().unwrap()]
+        .into_iter()
+        .find(|dir| dir.join("libabupdater.so").exists())
+        .unwrap_or_else(|| panic!("no libabupdater.so in or above {}", deps.display()))
+        .to_path_buf();
+    found
 }
 
 fn device(dir: &Path) -> (PathBuf, Vec<u8>) {
