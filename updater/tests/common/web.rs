@@ -210,62 +210,24 @@ fn forward(mut client: TcpStream, upstream: u16, fault: Option<Fault>) {
 /// A private CA (ca.pem) and a certificate for 127.0.0.1 it signed (server.pem, server.key), made
 /// with openssl in `dir`.
 pub fn private_ca(dir: &Path) {
-    let openssl = |args: &[&str]| super::run_in(dir, "openssl", args);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "30",
-        "-subj",
-        "/CN=fleet test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
+    let openssl =
+        |args: &str| super::run_in(dir, "openssl", &args.split_whitespace().collect::<Vec<_>>());
+    // A new P-256 key without a passphrase, for `openssl req`.
+    let new_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    openssl(&format!(
+        "req -x509 {new_key} -keyout ca.key -out ca.pem -days 30 -subj /CN=fleet-test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+    ));
+    openssl(&format!(
+        "req {new_key} -keyout server.key -out server.csr -subj /CN=127.0.0.1"
+    ));
     fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "30",
-        "-extfile",
-        "server.ext",
-    ]);
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem \
+         -days 30 -extfile server.ext",
+    );
 }
