@@ -287,3 +287,39 @@ fn recovery_is_never_marked_or_rebooted() {
     assert_eq!(out.status.code(), Some(11));
     assert!(!d.rebooted(), "rebooting out of R would loop");
 }
+
+#[test]
+fn https_checks_trust_the_private_ca_of_the_config() {
+    let pki = tempfile::tempdir().unwrap();
+    common::web::private_ca(pki.path());
+    let site = tempfile::tempdir().unwrap();
+    fs::write(site.path().join("health"), "ok").unwrap();
+    let tls = common::web::Nginx::serve_tls(
+        site.path(),
+        &pki.path().join("server.pem"),
+        &pki.path().join("server.key"),
+    );
+    let check = format!(
+        "[[boot_check.check]]\nname = \"api\"\nhttp = \"{}\"\n",
+        tls.https_url("health")
+    );
+
+    let untrusting = Device::with_update(&check);
+    untrusting.reboot_into("B", 1);
+    let out = untrusting.updater(&["boot-check", "--no-reboot"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("check 'api'") && stderr(&out).contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+
+    let trusting = Device::with_update(&format!(
+        "{check}\n[http]\nca_file = \"{}\"\n",
+        pki.path().join("ca.pem").display()
+    ));
+    trusting.reboot_into("B", 1);
+    let out = trusting.updater(&["boot-check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(trusting.status()["slots"]["B"]["good"], true);
+}

@@ -1,6 +1,7 @@
 //! Health checks: a command that must exit 0, or an HTTP GET that must answer with the expected
 //! status, each within a time limit and retried until a deadline, because the application may
 //! still be starting when boot-check runs.
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -24,14 +25,15 @@ pub enum CheckKind {
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 impl Check {
-    /// `Err` says why the last attempt failed.
-    pub fn run(&self) -> Result<(), String> {
+    /// `Err` says why the last attempt failed. `ca_file`: extra CAs for https checks (the
+    /// config's `http.ca_file`).
+    pub fn run(&self, ca_file: Option<&Path>) -> Result<(), String> {
         let started = Instant::now();
         loop {
             let result = match &self.kind {
                 CheckKind::Command(argv) => run_command(argv, self.timeout),
                 CheckKind::Http { url, expect_status } => {
-                    http_get(url, *expect_status, self.timeout)
+                    http_get(url, *expect_status, self.timeout, ca_file)
                 }
             };
             match result {
@@ -71,8 +73,14 @@ fn run_command(argv: &[String], timeout: Duration) -> Result<(), String> {
     }
 }
 
-fn http_get(url: &str, expect: u16, timeout: Duration) -> Result<(), String> {
-    let agent = ureq::AgentBuilder::new()
+fn http_get(
+    url: &str,
+    expect: u16,
+    timeout: Duration,
+    ca_file: Option<&Path>,
+) -> Result<(), String> {
+    let agent = crate::fleet::http::agent_builder(ca_file)
+        .map_err(|e| e.to_string())?
         .timeout(timeout)
         .redirects(0)
         .build();
@@ -110,20 +118,20 @@ mod tests {
 
     #[test]
     fn commands_pass_fail_and_time_out() {
-        assert_eq!(check(argv(&["true"]), 5000).run(), Ok(()));
+        assert_eq!(check(argv(&["true"]), 5000).run(None), Ok(()));
         assert_eq!(
-            check(argv(&["false"]), 5000).run().unwrap_err(),
+            check(argv(&["false"]), 5000).run(None).unwrap_err(),
             "false exit status: 1"
         );
         let started = Instant::now();
-        let err = check(argv(&["sleep", "30"]), 300).run().unwrap_err();
+        let err = check(argv(&["sleep", "30"]), 300).run(None).unwrap_err();
         assert!(err.contains("did not finish within 0.3 s"), "{err}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "a hanging check is killed"
         );
         assert!(check(argv(&["/nonexistent"]), 100)
-            .run()
+            .run(None)
             .unwrap_err()
             .starts_with("cannot run /nonexistent"));
     }
@@ -157,7 +165,7 @@ mod tests {
                 },
                 2000
             )
-            .run(),
+            .run(None),
             Ok(())
         );
         let url = server(vec![503]);
@@ -168,7 +176,7 @@ mod tests {
             },
             2000,
         )
-        .run()
+        .run(None)
         .unwrap_err();
         assert_eq!(err, format!("GET {url} answered 503, expected 200"));
         let url = server(vec![503, 503, 200]);
@@ -180,7 +188,7 @@ mod tests {
             2000,
         );
         patient.retry_for = Duration::from_secs(10);
-        assert_eq!(patient.run(), Ok(()));
+        assert_eq!(patient.run(None), Ok(()));
         let closed = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -192,7 +200,7 @@ mod tests {
             },
             500,
         )
-        .run()
+        .run(None)
         .unwrap_err();
         assert!(err.contains("Connection refused"), "{err}");
     }

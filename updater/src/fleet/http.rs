@@ -22,15 +22,20 @@ const USER_AGENT: &str = concat!("updater/", env!("CARGO_PKG_VERSION"));
 /// An HTTP(S) client. HTTPS trusts the Mozilla roots (webpki-roots) and, when given, the CA
 /// certificates in `ca_file` (PEM), for fleets served under a private CA.
 pub fn agent(ca_file: Option<&Path>) -> Result<ureq::Agent> {
-    let builder = ureq::AgentBuilder::new()
+    Ok(agent_builder(ca_file)?
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(60))
-        .user_agent(USER_AGENT);
-    let builder = match ca_file {
+        .build())
+}
+
+/// The client settings every request of the updater shares (user agent, trusted CAs), for
+/// callers that set their own time limits.
+pub fn agent_builder(ca_file: Option<&Path>) -> Result<ureq::AgentBuilder> {
+    let builder = ureq::AgentBuilder::new().user_agent(USER_AGENT);
+    Ok(match ca_file {
         Some(path) => builder.tls_config(Arc::new(tls_config(path)?)),
         None => builder,
-    };
-    Ok(builder.build())
+    })
 }
 
 fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
