@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use anyhow::{ensure, Context};
 use bundle::release::{valid_seed, Release, ReleaseIndex, Rollout};
 use bundle::{BundleReader, SigningKey};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 pub struct Request<'a> {
     pub keys: &'a [PathBuf],
@@ -35,6 +37,11 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         .map(|k| SigningKey::load(k))
         .collect::<Result<Vec<_>, _>>()?;
     let (manifest, manifest_sha256) = read_bundle(request.bundle)?;
+    fs::create_dir_all(request.dir)
+        .with_context(|| format!("creating {}", request.dir.display()))?;
+    // Held until the index is written, so that two releases into one folder (parallel CI jobs)
+    // never lose each other's changes.
+    let _lock = lock_folder(request.dir)?;
     let index_path = index_path(request.dir, request.channel);
     let mut index = match fs::read(&index_path) {
         Ok(bytes) => ReleaseIndex::parse_unverified(&bytes)
@@ -67,8 +74,6 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
     let already_published = check_not_replacing(request.bundle, &dest, &manifest_sha256)?;
     update_index(&mut index, release, request)?;
     if !already_published {
-        fs::create_dir_all(request.dir)
-            .with_context(|| format!("creating {}", request.dir.display()))?;
         copy_durably(request.bundle, &dest)?;
     }
     index.serial += 1;
@@ -211,6 +216,34 @@ fn check_not_replacing(
         dest.display()
     );
     Ok(true)
+}
+
+/// The name of the lock file that `bundle-tool release` holds in the release folder.
+pub const LOCK_FILE: &str = ".release.lock";
+
+fn lock_folder(dir: &Path) -> anyhow::Result<Flock<File>> {
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let locked = |result: Result<Flock<File>, (File, Errno)>| {
+        result
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("locking {}", path.display()))
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Err((file, Errno::EWOULDBLOCK)) => {
+            eprintln!(
+                "waiting for another bundle-tool release in {} to finish",
+                dir.display()
+            );
+            locked(Flock::lock(file, FlockArg::LockExclusive))
+        }
+        result => locked(result),
+    }
 }
 
 fn copy_durably(source: &Path, dest: &Path) -> anyhow::Result<()> {

@@ -424,3 +424,46 @@ fn release_refuses_what_would_mislead_devices() {
     assert_eq!(index_of(d), before, "a refused release changed the index");
     assert!(!d.join("www/acme-1.2.0.zst").exists());
 }
+
+#[test]
+fn a_release_waits_for_another_one_into_the_same_folder() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    use nix::fcntl::{Flock, FlockArg};
+
+    let dir = release_workspace();
+    let d = dir.path();
+    fs::create_dir(d.join("www")).unwrap();
+    let lock = fs::File::create(d.join("www/.release.lock")).unwrap();
+    let held = Flock::lock(lock, FlockArg::LockExclusive).unwrap();
+
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_bundle-tool"))
+        .current_dir(d)
+        .args(["release", "--key", "release.key", "--dir", "www"])
+        .args(["--channel", "stable", "--bundle", "acme-1.0.0.zst"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    BufReader::new(waiting.stderr.as_mut().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    assert!(
+        first_line.starts_with("waiting for another bundle-tool release in www"),
+        "{first_line}"
+    );
+    assert!(
+        !d.join("www/stable.toml").exists(),
+        "wrote while locked out"
+    );
+
+    drop(held);
+    assert!(waiting.wait().unwrap().success());
+    assert!(
+        index_of(d).contains("version = \"1.0.0\""),
+        "{}",
+        index_of(d)
+    );
+}
