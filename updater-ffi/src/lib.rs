@@ -12,7 +12,7 @@ use std::sync::Arc;
 use updater::activity::Activity;
 use updater::daemon::api::health;
 use updater::install::{install, InstallOptions};
-use updater::progress::Observer;
+use updater::progress::{Observer, Tick};
 use updater::state::StateDir;
 use updater::{fleet, source, Config, UpdaterError};
 
@@ -218,10 +218,10 @@ pub unsafe extern "C" fn abu_install(
     };
     let also: Option<Observer> = progress.map(|callback| {
         let user = UserData(user);
-        Arc::new(move |step: &str, done: u64, total: u64| {
-            let step = CString::new(step).unwrap_or_default();
+        Arc::new(move |tick: &Tick| {
+            let step = CString::new(tick.step).unwrap_or_default();
             // SAFETY: as promised by the caller of abu_install.
-            unsafe { callback(step.as_ptr(), done, total, user.get()) }
+            unsafe { callback(step.as_ptr(), tick.done, tick.total, user.get()) }
         }) as Observer
     });
     let from_network = updater::fleet::http::is_url(source);

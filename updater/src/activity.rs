@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::{Result, UpdaterError};
 use crate::install::{InstallOptions, InstallReport};
-use crate::progress::{Observer, Progress, Style};
+use crate::progress::{Observer, Progress, Style, Tick};
 use crate::state::{now, InstallResult, State};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -140,20 +140,23 @@ impl Activity {
         });
         let observer = {
             let me = Arc::clone(self);
-            Arc::new(move |step: &str, done: u64, total: u64| {
+            Arc::new(move |tick: &Tick| {
                 me.set(|s| {
-                    if step != "install" {
+                    if tick.step != "install" {
                         s.state = Phase::Installing;
                     }
-                    if s.step.as_deref() != Some(step) {
-                        s.step = Some(step.to_string());
+                    if s.step.as_deref() != Some(tick.step) {
+                        s.step = Some(tick.step.to_string());
                     }
-                    s.done = done;
-                    s.total = total;
-                    s.percent = (done * 100).checked_div(total).unwrap_or(0) as u8;
+                    if s.version.is_none() {
+                        s.version = tick.subject.map(str::to_string);
+                    }
+                    s.done = tick.done;
+                    s.total = tick.total;
+                    s.percent = (tick.done * 100).checked_div(tick.total).unwrap_or(0) as u8;
                 });
                 if let Some(also) = &also {
-                    also(step, done, total);
+                    also(tick);
                 }
             })
         };

@@ -20,12 +20,23 @@ impl Style {
     }
 }
 
-/// Told the step's name, bytes done and bytes in total at every change (the local API's status).
-pub type Observer = Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+/// Told of every change (the local API's status, the C library's callback).
+pub type Observer = Arc<dyn Fn(&Tick) + Send + Sync>;
+
+/// Where a long job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick<'a> {
+    pub step: &'a str,
+    pub done: u64,
+    pub total: u64,
+    /// What is being worked on, once known: the version of the bundle being installed.
+    pub subject: Option<&'a str>,
+}
 
 pub struct Progress {
     style: Style,
     inner: Mutex<Step>,
+    subject: Mutex<Option<String>>,
     observer: Option<Observer>,
 }
 
@@ -42,6 +53,7 @@ impl Progress {
         Progress {
             style,
             inner: Mutex::new(Step::default()),
+            subject: Mutex::new(None),
             observer: None,
         }
     }
@@ -51,6 +63,11 @@ impl Progress {
             observer: Some(observer),
             ..Progress::new(style)
         }
+    }
+
+    /// Names what the following steps work on (shown to the observer, not on the terminal).
+    pub fn set_subject(&self, subject: &str) {
+        *self.subject.lock().expect("progress lock") = Some(subject.to_string());
     }
 
     pub fn begin(&self, name: &str, total: u64) {
@@ -79,7 +96,13 @@ impl Progress {
 
     fn show(&self, step: &mut Step) {
         if let Some(observer) = &self.observer {
-            observer(&step.name, step.done, step.total);
+            let subject = self.subject.lock().expect("progress lock");
+            observer(&Tick {
+                step: &step.name,
+                done: step.done,
+                total: step.total,
+                subject: subject.as_deref(),
+            });
         }
         let percent = (step.done * 100).checked_div(step.total).unwrap_or(100);
         let due = match self.style {

@@ -167,7 +167,8 @@ fn a_second_upload_is_refused_and_cancel_leaves_the_target_unbootable() {
         )
         .spawn()
         .unwrap();
-    daemon.watch(|s| s["state"] == "installing");
+    // The version shows as soon as the bundle's signed manifest is verified.
+    daemon.watch(|s| s["state"] == "installing" && s["version"] == "1.1.0");
 
     let (code, body) = daemon.curl(
         "POST",
@@ -176,7 +177,10 @@ fn a_second_upload_is_refused_and_cancel_leaves_the_target_unbootable() {
     );
     assert_eq!(code, 409, "{body}");
     let error = body["error"].as_str().unwrap();
-    assert!(error.contains("an update is already running"), "{error}");
+    assert!(
+        error.contains("an update is already running (installing 1.1.0 from"),
+        "{error}"
+    );
 
     let (code, body) = daemon.curl("POST", "/update/cancel", &[]);
     assert_eq!(code, 202, "{body}");

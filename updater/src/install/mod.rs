@@ -265,6 +265,7 @@ fn write_and_verify<R: Read>(
 ) -> Result<()> {
     let total: u64 = manifest.components.iter().map(|c| c.size).sum();
     let started = Instant::now();
+    progress.set_subject(&manifest.version.to_string());
     progress.begin("install", total);
     pipeline::stream(&mut reader, targets, route, progress)?;
     progress.end();
