@@ -1,9 +1,17 @@
-//! Generates the C header from the exported functions; tests/c_api.rs checks that the committed
-//! include/abupdater.h is the same.
+//! Generates the C header from the exported functions (tests/c_api.rs checks that the committed
+//! include/abupdater.h is the same) and gives the shared library its soname.
 use std::env;
 use std::path::PathBuf;
 
+/// The C ABI's major version: raised when an exported function changes its signature or meaning or
+/// goes away, so programs linked against the old library refuse to start instead of misbehaving.
+/// Independent of the crate's version, which moves with the updater.
+const ABI_MAJOR: u32 = 0;
+
 fn main() {
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libabupdater.so.{ABI_MAJOR}");
+    }
     let crate_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let header = PathBuf::from(env::var("OUT_DIR").expect("set by cargo")).join("abupdater.h");
     let config =
