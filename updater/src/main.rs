@@ -420,8 +420,8 @@ fn print_status(s: &Status) {
             "{:<6} {:<9} {:<5} {:<6} {}",
             group.as_str(),
             yes_no(g.bootable),
-            yes_no(g.good),
-            g.tries,
+            g.good.map_or("-", yes_no),
+            g.tries.map_or_else(|| "-".to_owned(), |t| t.to_string()),
             g.version.as_deref().unwrap_or("-")
         );
     }

@@ -23,9 +23,9 @@ pub struct Status {
 #[derive(Debug, Clone, Serialize)]
 pub struct GroupStatus {
     pub bootable: bool,
-    /// R is the last resort and has no good flag or counter: it reports good and 0 tries.
-    pub good: bool,
-    pub tries: u8,
+    /// None for R: the last resort has no good flag and no attempt counter (JSON null).
+    pub good: Option<bool>,
+    pub tries: Option<u8>,
     pub version: Option<String>,
     /// Each component's version (images carry the bundle's, firmware its own).
     pub components: Vec<ComponentRecord>,
@@ -42,8 +42,8 @@ pub fn status(config: &Config) -> Result<Status> {
             let counters = boot.group(group).copied();
             let status = GroupStatus {
                 bootable: boot.is_bootable(group),
-                good: counters.map_or(true, |c| c.good),
-                tries: counters.map_or(0, |c| c.tries),
+                good: counters.map(|c| c.good),
+                tries: counters.map(|c| c.tries),
                 version: state.version_of(group).map(Into::into),
                 components: state
                     .groups

@@ -249,6 +249,13 @@ fn a_fallback_by_the_bootloader_is_recorded_as_a_rollback() {
         text.contains("last install: 1.1.0 into B: rolled-back at"),
         "{text}"
     );
+    let recovery: Vec<&str> = text
+        .lines()
+        .find(|line| line.starts_with("R "))
+        .unwrap_or_else(|| panic!("no row for R: {text}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(recovery[..4], ["R", "yes", "-", "-"], "{text}");
 }
 
 #[test]

@@ -37,6 +37,11 @@ fn install_writes_the_inactive_group_byte_for_byte_and_makes_it_next() {
     );
     assert_eq!(status["slots"]["A"]["good"], true);
     assert_eq!(status["slots"]["R"]["bootable"], true);
+    assert!(
+        status["slots"]["R"]["good"].is_null() && status["slots"]["R"]["tries"].is_null(),
+        "R has no good flag or counter: {}",
+        status["slots"]["R"]
+    );
     assert_eq!(status["last_install"]["result"], "installed");
 }
 
