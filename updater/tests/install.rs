@@ -448,3 +448,33 @@ fn a_slot_named_by_a_missing_gpt_label_is_a_config_error() {
         "slot not found: no partition labelled 'rootB'",
     );
 }
+
+#[test]
+fn updater_log_selects_what_is_logged() {
+    let logs = |filter: Option<&str>| {
+        let device = Device::new();
+        let (bundle, _) = device.bundle("1.1.0");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updater"));
+        command
+            .arg("--config")
+            .arg(device.path("system.toml"))
+            .args(["--quiet", "install"])
+            .arg(&bundle)
+            .env_remove("UPDATER_LOG");
+        if let Some(filter) = filter {
+            command.env("UPDATER_LOG", filter);
+        }
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let verified = "bundle signature verified";
+    assert!(!logs(None).contains(verified), "warnings only by default");
+    assert!(logs(Some("info")).contains(verified));
+    assert!(logs(Some("warn,updater::install=info")).contains(verified));
+    assert!(!logs(Some("info,updater::install=warn")).contains(verified));
+    assert!(
+        !logs(Some("not a {filter")).contains(verified),
+        "an unreadable filter falls back to warnings"
+    );
+}
