@@ -10,10 +10,10 @@ use std::ptr;
 use std::sync::Arc;
 
 use updater::activity::Activity;
-use updater::daemon::api::health;
 use updater::install::{install, InstallOptions};
 use updater::progress::{Observer, Tick};
 use updater::state::StateDir;
+use updater::status::health;
 use updater::{fleet, source, Config, UpdaterError};
 
 /// A bad argument (a NULL pointer, a string that is not UTF-8).

@@ -31,6 +31,22 @@ pub struct GroupStatus {
     pub components: Vec<ComponentRecord>,
 }
 
+/// The status with the updater's own version: what `GET /health`, the C library and fleet reports
+/// answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub updater_version: &'static str,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+pub fn health(config: &Config) -> Result<Health> {
+    Ok(Health {
+        updater_version: env!("CARGO_PKG_VERSION"),
+        status: status(config)?,
+    })
+}
+
 pub fn status(config: &Config) -> Result<Status> {
     let booted = config.booted_group()?;
     let state = StateDir::open_read_only(&config.state_dir).load()?;

@@ -8,23 +8,25 @@ use std::time::{Duration, Instant};
 
 use bundle::release::ReleaseIndex;
 use common::device::{release_of, Device, CONFIG};
-use common::web::{free_port, wait_for_port, Nginx};
+use common::web::{free_port, wait_for_port, Nginx, ReportServer};
 use serde_json::Value;
 
 struct Daemon {
     child: Child,
     port: u16,
     token: Option<String>,
+    log: std::path::PathBuf,
 }
 
 impl Daemon {
     fn start(device: &Device, port: u16, token: Option<&str>) -> Daemon {
+        let log = device.path("daemon.log");
         let child = Command::new(env!("CARGO_BIN_EXE_updater"))
             .arg("--config")
             .arg(device.path("system.toml"))
             .arg("daemon")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         wait_for_port(port);
@@ -32,7 +34,13 @@ impl Daemon {
             child,
             port,
             token: token.map(Into::into),
+            log,
         }
+    }
+
+    /// What the daemon wrote to stderr so far.
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Runs curl against the API; returns the HTTP status and the JSON body.
@@ -283,4 +291,100 @@ fn the_daemon_polls_the_server_and_installs_by_itself() {
     assert!(!marker.exists(), "rebooted again for the same release");
     assert_eq!(daemon.status()["state"], "ready-to-reboot");
     assert!(web.statuses().iter().filter(|&&s| s == 200).count() >= 2);
+}
+
+/// Serves `device`'s 1.1.0 bundle and, when `with_index`, the signed index naming it.
+fn publish(device: &Device, root: &std::path::Path, with_index: bool) -> Vec<u8> {
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    fs::copy(&bundle, root.join("acme-1.1.0.zst")).unwrap();
+    if with_index {
+        let index = ReleaseIndex {
+            serial: 1,
+            suggested: Some(release_of(&bundle, "acme-1.1.0.zst")),
+            ..ReleaseIndex::new("stable", "acme-robot")
+        };
+        fs::write(root.join("stable.toml"), index.to_signed(&[&device.key])).unwrap();
+    }
+    rootfs
+}
+
+#[test]
+fn the_daemon_reports_its_start_a_failed_poll_and_an_install() {
+    let root = tempfile::tempdir().unwrap();
+    let web = Nginx::serve(root.path());
+    let server = ReportServer::start(204);
+    let (device, port) = device_with_api(&format!(
+        "[fleet]\nurl = \"{}\"\ndevice_id = \"robot-7\"\ninterval = \"2s\"\njitter = \"1s\"\n\
+         report_url = \"{}\"\nreport_token = \"fleet-s3cret\"\n",
+        web.url(""),
+        server.url()
+    ));
+    let daemon = Daemon::start(&device, port, None);
+
+    // No index yet: the first poll fails, and the report says why.
+    let reports = server.wait_for(|r| r["event"] == "polled");
+    let started = &reports[0].body;
+    assert_eq!(started["event"], "started", "{started}");
+    assert_eq!(started["device_id"], "robot-7");
+    assert_eq!(started["channel"], "stable");
+    assert_eq!(started["booted"], "A");
+    assert_eq!(started["updater_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(started["activity"]["state"], "idle");
+    assert!(started["last_install"].is_null() && started["check"].is_null());
+    let failed = &reports
+        .iter()
+        .find(|r| r.body["event"] == "polled")
+        .unwrap()
+        .body;
+    assert!(failed["check"].is_null(), "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("stable.toml: HTTP 404"),
+        "{failed}"
+    );
+
+    let rootfs = publish(&device, root.path(), true);
+    let reports = server.wait_for(|r| r["activity"]["state"] == "ready-to-reboot");
+    let installed = &reports.last().unwrap().body;
+    assert_eq!(installed["event"], "polled");
+    assert_eq!(installed["check"]["update"], true, "{installed}");
+    assert_eq!(installed["check"]["version"], "1.1.0");
+    assert_eq!(installed["last_install"]["result"], "installed");
+    assert_eq!(installed["last_install"]["version"], "1.1.0");
+    assert_eq!(installed["slots"]["B"]["version"], "1.1.0");
+    assert!(installed["error"].is_null(), "{installed}");
+    assert_eq!(device.slot("b"), rootfs);
+    for report in &reports {
+        assert_eq!(report.authorization.as_deref(), Some("Bearer fleet-s3cret"));
+        assert_eq!(report.content_type.as_deref(), Some("application/json"));
+    }
+    assert_eq!(daemon.status()["state"], "ready-to-reboot");
+}
+
+#[test]
+fn a_report_server_that_fails_does_not_stop_the_update() {
+    let root = tempfile::tempdir().unwrap();
+    let web = Nginx::serve(root.path());
+    let server = ReportServer::start(500);
+    let (device, port) = device_with_api(&format!(
+        "[fleet]\nurl = \"{}\"\ndevice_id = \"robot-7\"\ninterval = \"2s\"\njitter = \"1s\"\n\
+         report_url = \"{}\"\n",
+        web.url(""),
+        server.url()
+    ));
+    let rootfs = publish(&device, root.path(), true);
+    let daemon = Daemon::start(&device, port, None);
+    daemon.watch(|s| s["state"] == "ready-to-reboot");
+    assert_eq!(device.slot("b"), rootfs);
+    let reports = server.wait_for(|r| r["activity"]["state"] == "ready-to-reboot");
+    assert!(reports.iter().all(|r| r.authorization.is_none()));
+    // The daemon logs the failure after the server answered; give it a moment.
+    let expected = format!("report to {}: HTTP 500", server.url());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon.log().contains(&expected) {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        thread::sleep(Duration::from_millis(50));
+    }
 }

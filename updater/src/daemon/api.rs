@@ -5,7 +5,6 @@ use std::io::Read;
 use std::sync::Arc;
 use std::thread;
 
-use serde::Serialize;
 use serde_json::json;
 use tiny_http::{Header, Method, Request, Response, Server};
 use tracing::{info, warn};
@@ -15,21 +14,7 @@ use crate::assess::reboot;
 use crate::config::Config;
 use crate::error::UpdaterError;
 use crate::install::{install, InstallOptions};
-use crate::status::{status, Status};
-
-#[derive(Serialize)]
-pub struct Health {
-    pub updater_version: &'static str,
-    #[serde(flatten)]
-    pub status: Status,
-}
-
-pub fn health(config: &Config) -> crate::Result<Health> {
-    Ok(Health {
-        updater_version: env!("CARGO_PKG_VERSION"),
-        status: status(config)?,
-    })
-}
+use crate::status::health;
 
 /// Answers requests until the server closes; each request on its own thread, since an upload
 /// lasts as long as its install.

@@ -4,17 +4,19 @@ pub mod api;
 
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
-use tracing::{error, info, warn};
+use tracing::info;
 
 use crate::activity::Activity;
 use crate::assess::reboot;
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
+use crate::fleet::report::{self, Event, Report};
 use crate::fleet::schedule::Schedule;
-use crate::fleet::settings::AfterInstall;
-use crate::fleet::{check, install_checked};
-use crate::install::InstallOptions;
+use crate::fleet::settings::{AfterInstall, FleetConfig};
+use crate::fleet::{check, install_checked, CheckReport};
+use crate::install::{InstallOptions, InstallReport};
 use crate::state::StateDir;
 
 pub fn run(config: &Config) -> Result<()> {
@@ -44,7 +46,7 @@ pub fn run(config: &Config) -> Result<()> {
                 humantime::format_duration(fleet.interval),
                 humantime::format_duration(fleet.jitter)
             );
-            poll_forever(&config, &activity, schedule)
+            poll_forever(&config, fleet, &activity, schedule)
         }
         None => {
             info!("fleet polling is off; serving the local API only");
@@ -62,20 +64,63 @@ pub fn run(config: &Config) -> Result<()> {
     }
 }
 
-fn poll_forever(config: &Config, activity: &Arc<Activity>, schedule: Schedule) -> Result<()> {
+/// The report after a start comes within this time (or the first poll, if sooner), so the
+/// server learns soon how a boot went, while a fleet that starts at once still reports spread out.
+const START_REPORT_SPREAD: Duration = Duration::from_secs(300);
+
+fn poll_forever(
+    config: &Config,
+    fleet: &FleetConfig,
+    activity: &Arc<Activity>,
+    schedule: Schedule,
+) -> Result<()> {
     let mut rng = fastrand::Rng::new();
-    thread::sleep(schedule.first_delay(&mut rng));
+    let first_poll = schedule.first_delay(&mut rng);
+    if fleet.report_url.is_some() {
+        let start_report = random_below(&mut rng, first_poll.min(START_REPORT_SPREAD));
+        thread::sleep(start_report);
+        report(config, fleet, activity, Event::Started, None, None);
+        thread::sleep(first_poll - start_report);
+    } else {
+        thread::sleep(first_poll);
+    }
     loop {
-        if let Err(err) = poll_once(config, activity) {
-            warn!(%err, "update poll failed; trying again at the next poll");
+        let (check, result) = poll_once(config, activity);
+        // One line each on stderr (the journal), at any log level; the next poll tries again.
+        if let Err(err) = &result {
             eprintln!("updater: poll: {err}");
+        }
+        report(
+            config,
+            fleet,
+            activity,
+            Event::Polled,
+            check,
+            result.as_ref().err(),
+        );
+        if matches!(result, Ok(Some(_))) && fleet.after_install == AfterInstall::Reboot {
+            if let Err(err) = reboot(config) {
+                eprintln!("updater: reboot: {err}");
+            }
         }
         thread::sleep(schedule.next_delay(&mut rng));
     }
 }
 
-fn poll_once(config: &Config, activity: &Arc<Activity>) -> Result<()> {
-    let report = check(config)?;
+fn random_below(rng: &mut fastrand::Rng, limit: Duration) -> Duration {
+    Duration::from_millis(rng.u64(0..=limit.as_millis() as u64))
+}
+
+/// One look at the index, and the install it calls for. Returns the check's answer (when the
+/// index could be read) and the install, if one was made.
+fn poll_once(
+    config: &Config,
+    activity: &Arc<Activity>,
+) -> (Option<CheckReport>, Result<Option<InstallReport>>) {
+    let report = match check(config) {
+        Ok(report) => report,
+        Err(err) => return (None, Err(err)),
+    };
     eprintln!(
         "updater: poll: {}{}",
         if report.decision.update {
@@ -86,7 +131,7 @@ fn poll_once(config: &Config, activity: &Arc<Activity>) -> Result<()> {
         report.decision.message
     );
     if !report.decision.update {
-        return Ok(());
+        return (Some(report), Ok(None));
     }
     let url = report.url.clone().unwrap_or_default();
     let installed = activity.run(
@@ -95,17 +140,34 @@ fn poll_once(config: &Config, activity: &Arc<Activity>) -> Result<()> {
         &InstallOptions::default(),
         None,
         |options, progress| install_checked(config, &report, options, progress),
-    )?;
-    eprintln!(
-        "updater: installed {} into group {}",
-        installed.version, installed.target
     );
-    let after = config.fleet.as_ref().map(|f| f.after_install);
-    if after == Some(AfterInstall::Reboot) {
-        if let Err(err) = reboot(config) {
-            error!(%err, "reboot after install failed");
-            return Err(err);
-        }
+    if let Ok(installed) = &installed {
+        eprintln!(
+            "updater: installed {} into group {}",
+            installed.version, installed.target
+        );
     }
-    Ok(())
+    (Some(report), installed.map(Some))
+}
+
+/// Sends a report when `report_url` is set; a failed report is logged and otherwise ignored.
+fn report(
+    config: &Config,
+    fleet: &FleetConfig,
+    activity: &Activity,
+    event: Event,
+    check: Option<CheckReport>,
+    error: Option<&UpdaterError>,
+) {
+    if fleet.report_url.is_none() {
+        return;
+    }
+    let sent = Report::new(config, fleet, event, activity.status()).and_then(|mut report| {
+        report.check = check;
+        report.error = error.map(ToString::to_string);
+        report::send(config, fleet, &report)
+    });
+    if let Err(err) = sent {
+        eprintln!("updater: report: {err}");
+    }
 }

@@ -68,12 +68,13 @@ pub fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-fn network(url: &str, err: ureq::Error) -> UpdaterError {
+/// A failed request as one line: `what` (the URL, or what was being done) and the cause.
+pub(crate) fn network(what: &str, err: ureq::Error) -> UpdaterError {
     match err {
         ureq::Error::Status(code, response) => {
-            UpdaterError::Network(format!("{url}: HTTP {code} {}", response.status_text()))
+            UpdaterError::Network(format!("{what}: HTTP {code} {}", response.status_text()))
         }
-        ureq::Error::Transport(t) => UpdaterError::Network(format!("{url}: {t}")),
+        ureq::Error::Transport(t) => UpdaterError::Network(format!("{what}: {t}")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! index, decide from the device's bucket and history, and install the named bundle from its URL.
 pub mod decide;
 pub mod http;
+pub mod report;
 pub mod schedule;
 pub mod settings;
 

@@ -23,6 +23,8 @@ pub(crate) struct RawFleet {
     poll: Option<bool>,
     after_install: Option<String>,
     keyring: Option<PathBuf>,
+    report_url: Option<String>,
+    report_token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -47,6 +49,10 @@ pub struct FleetConfig {
     pub after_install: AfterInstall,
     /// Keys the index must be signed by; default: the bundle keyring.
     pub keyring: PathBuf,
+    /// Where the daemon POSTs the device's state (docs/fleet.md, "Reports"); absolute.
+    pub report_url: Option<String>,
+    /// Sent as `Authorization: Bearer <token>` with every report.
+    pub report_token: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,6 +166,25 @@ pub(crate) fn fleet_config(
             ))
         }
     };
+    let report_url = raw
+        .report_url
+        .map(|report| {
+            url::Url::parse(&url)
+                .and_then(|folder| folder.join(&report))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(String::from)
+                .ok_or_else(|| {
+                    format!("fleet.report_url '{report}' is not an http:// or https:// URL, nor one relative to fleet.url")
+                })
+        })
+        .transpose()?;
+    if raw.report_token.as_deref().is_some_and(str::is_empty) {
+        return Err("fleet.report_token must not be empty (leave it out for no token)".into());
+    }
+    if raw.report_token.is_some() && report_url.is_none() {
+        return Err("fleet.report_token is set but fleet.report_url is not".into());
+    }
     Ok(Some(FleetConfig {
         url,
         channel,
@@ -172,6 +197,8 @@ pub(crate) fn fleet_config(
         keyring: raw
             .keyring
             .map_or_else(|| main_keyring.to_path_buf(), |p| resolve(&p)),
+        report_url,
+        report_token: raw.report_token,
     }))
 }
 
@@ -256,6 +283,20 @@ mod tests {
             (Pin::Canary, AfterInstall::Reboot)
         );
         assert_eq!(f.keyring, Path::new("/etc/updater/fleet.pub"));
+        assert_eq!(f.report_url, None);
+        let f = fleet("url = \"https://u.example/acme\"\nreport_url = \"/devices/report\"\nreport_token = \"t\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            f.report_url.as_deref(),
+            Some("https://u.example/devices/report")
+        );
+        assert_eq!(f.report_token.as_deref(), Some("t"));
+        let f =
+            fleet("url = \"https://u.example/acme\"\nreport_url = \"http://ops.example:8080/r\"")
+                .unwrap()
+                .unwrap();
+        assert_eq!(f.report_url.as_deref(), Some("http://ops.example:8080/r"));
     }
 
     #[test]
@@ -287,6 +328,18 @@ mod tests {
             (
                 "url = \"http://u/\"\ndevice_id = \"a\"\nmachine_id_file = \"b\"",
                 "give fleet.device_id or",
+            ),
+            (
+                "url = \"http://u/\"\nreport_url = \"ftp://ops/r\"",
+                "fleet.report_url 'ftp://ops/r' is not an http://",
+            ),
+            (
+                "url = \"http://u/\"\nreport_url = \"r\"\nreport_token = \"\"",
+                "fleet.report_token must not be empty",
+            ),
+            (
+                "url = \"http://u/\"\nreport_token = \"t\"",
+                "fleet.report_url is not",
             ),
         ] {
             let err = fleet(text)

@@ -231,3 +231,70 @@ pub fn private_ca(dir: &Path) {
          -days 30 -extfile server.ext",
     );
 }
+
+/// A fleet server's report endpoint: takes POSTed JSON reports and answers every one with
+/// `status`.
+pub struct ReportServer {
+    pub port: u16,
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl ReportServer {
+    pub fn start(status: u16) -> ReportServer {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&received);
+        thread::spawn(move || {
+            for mut request in server.incoming_requests() {
+                let header = |request: &tiny_http::Request, name: &'static str| {
+                    request
+                        .headers()
+                        .iter()
+                        .find(|h| h.field.equiv(name))
+                        .map(|h| h.value.to_string())
+                };
+                let (authorization, content_type) = (
+                    header(&request, "Authorization"),
+                    header(&request, "Content-Type"),
+                );
+                let mut body = String::new();
+                request.as_reader().read_to_string(&mut body).unwrap();
+                log.lock().unwrap().push(Received {
+                    authorization,
+                    content_type,
+                    body: serde_json::from_str(&body).unwrap_or(serde_json::Value::String(body)),
+                });
+                let _ = request.respond(tiny_http::Response::empty(status));
+            }
+        });
+        ReportServer { port, received }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/report", self.port)
+    }
+
+    /// Waits until a report satisfies `done`; returns every report received until then.
+    pub fn wait_for(&self, done: impl Fn(&serde_json::Value) -> bool) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let received = self.received.lock().unwrap().clone();
+            if received.iter().any(|r| done(&r.body)) {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no such report after 60 s: {received:#?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

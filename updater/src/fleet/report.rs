@@ -1,0 +1,82 @@
+//! The device's state, sent to the fleet's server when `[fleet] report_url` is set
+//! (docs/fleet.md, "Reports"): what runs, what the last install came to, what the last check
+//! said. Reports are best effort: a server that is down costs a warning, never an update.
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::http;
+use super::settings::FleetConfig;
+use super::CheckReport;
+use crate::activity::ActivityStatus;
+use crate::config::Config;
+use crate::error::Result;
+use crate::state::now;
+use crate::status::{health, Health};
+
+/// Why a report is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// The daemon started: usually a boot, so the report shows how the last update ended
+    /// (`last_install.result`: good, rolled-back ...).
+    Started,
+    /// A poll ended: the check's answer, and the install it led to, if any.
+    Polled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub event: Event,
+    pub time: String,
+    pub device_id: Option<String>,
+    pub channel: String,
+    #[serde(flatten)]
+    pub health: Health,
+    pub activity: ActivityStatus,
+    pub check: Option<CheckReport>,
+    /// Why the poll failed (index unreachable, bad signature, install failed ...).
+    pub error: Option<String>,
+}
+
+impl Report {
+    pub fn new(
+        config: &Config,
+        fleet: &FleetConfig,
+        event: Event,
+        activity: ActivityStatus,
+    ) -> Result<Report> {
+        Ok(Report {
+            event,
+            time: now(),
+            // A device without an id still reports; the server sees `null` and the error of
+            // the check, which needs the id too.
+            device_id: fleet.device_id.read().ok(),
+            channel: fleet.channel.clone(),
+            health: health(config)?,
+            activity,
+            check: None,
+            error: None,
+        })
+    }
+}
+
+/// POSTs the report as JSON. Short time limits: the report must not hold up the next poll.
+pub fn send(config: &Config, fleet: &FleetConfig, report: &Report) -> Result<()> {
+    let Some(url) = fleet.report_url.as_deref() else {
+        return Ok(());
+    };
+    let agent = http::agent_builder(config.http_ca_file.as_deref())?
+        .timeout(Duration::from_secs(30))
+        .build();
+    let mut request = agent.post(url);
+    if let Some(token) = &fleet.report_token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let body = serde_json::to_string(report).expect("a report serializes");
+    request
+        .set("Content-Type", "application/json")
+        .send_string(&body)
+        .map(drop)
+        .map_err(|e| http::network(&format!("report to {url}"), e))
+}
