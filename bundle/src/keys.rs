@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
@@ -113,11 +114,34 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    pub fn from_raw(raw: [u8; 32]) -> Self {
+    /// A key made here from a private key: strong by construction.
+    fn from_raw(raw: [u8; 32]) -> Self {
         PublicKey {
             raw,
             id: KeyId::of(&raw),
         }
+    }
+
+    /// A key from outside. Refused unless it is the canonical encoding of a point of the prime
+    /// order subgroup: a small-order key (such as the identity `01 00 … 00`) verifies a
+    /// signature with R = identity and S = 0 for every message, and no real key has a
+    /// small-order component or a non-canonical encoding.
+    pub fn from_bytes(raw: [u8; 32]) -> Result<Self, String> {
+        let point = CompressedEdwardsY(raw)
+            .decompress()
+            .ok_or("not a point on the Ed25519 curve")?;
+        if point.compress().to_bytes() != raw {
+            return Err("not the canonical encoding of its point".into());
+        }
+        if point.is_small_order() {
+            return Err("a weak key of small order, which would accept forged signatures".into());
+        }
+        if !point.is_torsion_free() {
+            return Err(
+                "a key with a small-order component (not made by Ed25519 key generation)".into(),
+            );
+        }
+        Ok(Self::from_raw(raw))
     }
 
     pub fn load(path: &Path) -> Result<Self, BundleError> {
@@ -130,7 +154,10 @@ impl PublicKey {
                 path: path.display().to_string(),
                 reason: "not an Ed25519 public key".into(),
             })?;
-        Ok(Self::from_raw(raw))
+        Self::from_bytes(raw).map_err(|reason| BundleError::BadKey {
+            path: path.display().to_string(),
+            reason,
+        })
     }
 
     pub fn id(&self) -> KeyId {
@@ -143,6 +170,8 @@ impl PublicKey {
         pem_encode(PUBLIC_LABEL, &der)
     }
 
+    /// RFC 8032 §5.1.7 without the cofactor: ring refuses S ≥ L and compares the encoding of R
+    /// exactly; keys are strong by construction (`from_bytes`).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         UnparsedPublicKey::new(&ED25519, &self.raw)
             .verify(message, signature)
@@ -295,5 +324,102 @@ mod tests {
         fs::write(&path, key.public_key().to_pem().replace('A', "*")).unwrap();
         let err = PublicKey::load(&path).err().unwrap().to_string();
         assert!(err.contains("x.pub"), "{err}");
+    }
+
+    /// The SPKI PEM of a raw key, as an attacker would hand it over.
+    fn pem_of(raw: [u8; 32]) -> String {
+        let mut der = SPKI_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&raw);
+        pem_encode(PUBLIC_LABEL, &der)
+    }
+
+    #[test]
+    fn weak_key_forges_a_signature_so_keyrings_refuse_it() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        // R = identity, S = 0: what verification without the key check would accept.
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        assert!(
+            PublicKey::from_raw(identity).verify(b"installed 6.6.6", &forged),
+            "the forgery this test guards against no longer works; keep the key check anyway"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weak.pub");
+        fs::write(&path, pem_of(identity)).unwrap();
+        let err = Keyring::load(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("weak.pub") && err.contains("small order"),
+            "{err}"
+        );
+        assert!(PublicKey::load(&path).is_err());
+    }
+
+    #[test]
+    fn every_small_order_and_non_canonical_key_is_refused() {
+        // The 8 points of small order (canonical encodings), and encodings with y >= p.
+        let mut small_order = vec![[0u8; 32]; 0];
+        let mut p_minus_1 = [0xffu8; 32];
+        p_minus_1[0] = 0xec;
+        p_minus_1[31] = 0x7f;
+        let mut zero = [0u8; 32];
+        let mut one = [0u8; 32];
+        one[0] = 1;
+        small_order.push(one);
+        small_order.push(p_minus_1);
+        small_order.push(zero);
+        zero[31] = 0x80;
+        small_order.push(zero);
+        small_order.push(hex_key(
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        ));
+        small_order.push(hex_key(
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+        ));
+        small_order.push(hex_key(
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        ));
+        small_order.push(hex_key(
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+        ));
+        for raw in small_order {
+            assert!(
+                PublicKey::from_bytes(raw).is_err(),
+                "{} passed",
+                hex::encode(raw)
+            );
+        }
+        // y = p + 1 encodes the identity again, non-canonically.
+        let mut p_plus_1 = [0xffu8; 32];
+        p_plus_1[0] = 0xee;
+        p_plus_1[31] = 0x7f;
+        assert!(PublicKey::from_bytes(p_plus_1).is_err());
+        let (key, _) = SigningKey::generate().unwrap();
+        assert!(PublicKey::from_bytes(key.public_key().raw).is_ok());
+    }
+
+    fn hex_key(text: &str) -> [u8; 32] {
+        hex::decode(text).unwrap().try_into().unwrap()
+    }
+
+    #[test]
+    fn a_signature_with_s_not_reduced_is_refused() {
+        let (key, _) = SigningKey::generate().unwrap();
+        let mut sig = key.sign(b"m");
+        assert!(key.public_key().verify(b"m", &sig));
+        // S + L is the same scalar, not the canonical encoding (RFC 8032 §5.1.7 requires S < L).
+        const L: [u8; 32] = [
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
+            0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+        ];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let sum = u16::from(sig[32 + i]) + u16::from(L[i]) + carry;
+            sig[32 + i] = sum as u8;
+            carry = sum >> 8;
+        }
+        assert_eq!(carry, 0);
+        assert!(!key.public_key().verify(b"m", &sig));
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::ptr;
 use std::sync::Arc;
 
-use updater::activity::Activity;
+use updater::activity::{Activity, CancelAnswer};
 use updater::install::{install, InstallOptions};
 use updater::progress::{Observer, Tick};
 use updater::state::StateDir;
@@ -233,7 +233,7 @@ pub unsafe extern "C" fn abu_install(
         |options, progress| {
             install(
                 &h.config,
-                source::open(source, h.config.http_ca_file.as_deref())?,
+                source::open(source, &h.config.http, options.cancel.clone())?,
                 options,
                 progress,
             )
@@ -246,18 +246,25 @@ pub unsafe extern "C" fn abu_install(
 }
 
 /// Asks the install running on this handle to stop; it returns 14 and leaves the target group
-/// unbootable. 0 when an install was running, 1 when none was.
+/// unbootable. 0 when the install will stop, 1 when none was running, 2 when it is too late: the
+/// install verified everything and is activating its group.
 ///
 /// # Safety
 /// `handle` is a live handle from abu_open.
 #[no_mangle]
 pub unsafe extern "C" fn abu_cancel(handle: *const AbuHandle) -> i32 {
     match handle_ref(handle) {
-        Some(h) if h.activity.cancel() => 0,
-        Some(_) => {
-            set_error("no install is running");
-            1
-        }
+        Some(h) => match h.activity.cancel() {
+            CancelAnswer::Cancelling => 0,
+            CancelAnswer::NothingRuns => {
+                set_error("no install is running");
+                1
+            }
+            CancelAnswer::TooLate => {
+                set_error("too late to cancel: the install is activating its group");
+                2
+            }
+        },
         None => ABU_EINVAL,
     }
 }

@@ -1,10 +1,10 @@
 //! What the updater is doing right now, for the local API and the C library: one install at a
 //! time, its phase and progress, the last error, and a way to cancel it.
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use crate::cancel::CancelToken;
 use crate::error::{Result, UpdaterError};
 use crate::install::{InstallOptions, InstallReport};
 use crate::progress::{Observer, Progress, Style, Tick};
@@ -52,9 +52,17 @@ pub struct ActivityStatus {
     pub since: String,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelAnswer {
+    Cancelling,
+    /// The install has verified everything and is activating its group.
+    TooLate,
+    NothingRuns,
+}
+
 pub struct Activity {
     status: Mutex<ActivityStatus>,
-    cancel: Mutex<Option<Arc<AtomicBool>>>,
+    cancel: Mutex<Option<Arc<CancelToken>>>,
 }
 
 impl Activity {
@@ -86,14 +94,13 @@ impl Activity {
         self.status.lock().expect("activity lock").clone()
     }
 
-    /// Asks the running install to stop; false when none runs.
-    pub fn cancel(&self) -> bool {
+    /// Asks the running install to stop. An acknowledged cancel means its group will not be
+    /// activated.
+    pub fn cancel(&self) -> CancelAnswer {
         match self.cancel.lock().expect("activity lock").as_ref() {
-            Some(flag) => {
-                flag.store(true, Ordering::Relaxed);
-                true
-            }
-            None => false,
+            Some(token) if token.cancel() => CancelAnswer::Cancelling,
+            Some(_) => CancelAnswer::TooLate,
+            None => CancelAnswer::NothingRuns,
         }
     }
 
@@ -107,7 +114,7 @@ impl Activity {
         also: Option<Observer>,
         install: impl FnOnce(&InstallOptions, &Progress) -> Result<InstallReport>,
     ) -> Result<InstallReport> {
-        let flag = Arc::new(AtomicBool::new(false));
+        let flag = Arc::new(CancelToken::default());
         {
             let mut cancel = self.cancel.lock().expect("activity lock");
             if cancel.is_some() {

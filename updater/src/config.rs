@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::assess::{Check, CheckKind};
 use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
+use crate::fleet::http::HttpSettings;
 use crate::fleet::settings::{api_config, fleet_config, ApiConfig, FleetConfig, RawApi, RawFleet};
 use crate::slots::{
     booted_from_cmdline, read_kernel_cmdline, BlockDevices, Group, GroupSlots, SlotSource, SlotSpec,
@@ -33,8 +34,8 @@ pub struct Config {
     /// None when no `[fleet] url` is set: the device takes updates only when told.
     pub fleet: Option<FleetConfig>,
     pub api: ApiConfig,
-    /// Extra CA certificates (PEM) trusted for https:// downloads besides the Mozilla roots.
-    pub http_ca_file: Option<PathBuf>,
+    /// Time limits and trusted CAs of every HTTP(S) request.
+    pub http: HttpSettings,
 }
 
 /// What boot-check does when a check fails.
@@ -97,6 +98,35 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     ca_file: Option<PathBuf>,
+    /// Seconds.
+    connect_timeout: Option<f64>,
+    timeout: Option<f64>,
+    /// Bytes per second.
+    min_rate: Option<u64>,
+    /// Seconds.
+    stall_time: Option<f64>,
+}
+
+impl RawHttp {
+    fn settings(self, resolve: &impl Fn(&Path) -> PathBuf) -> Result<HttpSettings, String> {
+        let defaults = HttpSettings::default();
+        let seconds = |key: &str, value: Option<f64>, default: Duration| match value {
+            None => Ok(default),
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+            Some(s) => Err(format!("http.{key} = {s}: seconds between 0 and 86400")),
+        };
+        Ok(HttpSettings {
+            ca_file: self.ca_file.map(|p| resolve(&p)),
+            connect_timeout: seconds(
+                "connect_timeout",
+                self.connect_timeout,
+                defaults.connect_timeout,
+            )?,
+            timeout: seconds("timeout", self.timeout, defaults.timeout)?,
+            min_rate: self.min_rate.unwrap_or(defaults.min_rate),
+            stall_time: seconds("stall_time", self.stall_time, defaults.stall_time)?,
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -333,6 +363,7 @@ impl Config {
         let keyring = resolve(&raw.keyring);
         let fleet = fleet_config(raw.fleet, &keyring, &resolve).map_err(bad)?;
         let api = api_config(raw.api).map_err(bad)?;
+        let http = raw.http.settings(&resolve).map_err(bad)?;
         let defaults = BlockDevices::default();
         let block_devices = BlockDevices {
             sysfs: raw.sysfs_root.map_or(defaults.sysfs, |p| resolve(&p)),
@@ -346,7 +377,7 @@ impl Config {
             keyring,
             fleet,
             api,
-            http_ca_file: raw.http.ca_file.map(|p| resolve(&p)),
+            http,
             state_dir: resolve(&raw.state_dir),
             bootloader,
             boot: BootConfig {

@@ -5,8 +5,10 @@
 pub mod activity;
 pub mod assess;
 pub mod bootloader;
+pub mod cancel;
 pub mod config;
 pub mod daemon;
+pub mod display;
 pub mod error;
 pub mod firmware;
 pub mod fleet;

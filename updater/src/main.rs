@@ -294,7 +294,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
             };
             let report = install(
                 &config,
-                open_source(&source, config.http_ca_file.as_deref())?,
+                open_source(&source, &config.http, None)?,
                 &options,
                 &progress(cli),
             )?;

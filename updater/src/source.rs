@@ -2,43 +2,43 @@
 //! plain forward stream, so memory stays bounded whatever the bundle's size.
 use std::fs::File;
 use std::io::{self, BufReader, Read};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::cancel::CancelToken;
 use crate::error::{Result, UpdaterError};
-use crate::fleet::http::{self, Download};
+use crate::fleet::http::{self, Client, Download, HttpSettings, CANCELLED};
 
 const BUFFER: usize = 256 << 10;
 
 pub type Source = Box<dyn Read + Send>;
 
-/// `ca_file`: extra CA certificates for https:// (the config's `http.ca_file`).
-pub fn open(source: &str, ca_file: Option<&Path>) -> Result<Source> {
+/// `http`: time limits and trusted CAs for URLs; `cancel` ends a download even while its server
+/// stalls.
+pub fn open(source: &str, http: &HttpSettings, cancel: Option<Arc<CancelToken>>) -> Result<Source> {
     if source == "-" {
         return Ok(Box::new(BufReader::with_capacity(BUFFER, io::stdin())));
     }
     if http::is_url(source) {
-        let download = Download::start(http::agent(ca_file)?, source)?;
+        let download = Download::start(&Client::new(http)?, source, cancel)?;
         return Ok(Box::new(BufReader::with_capacity(BUFFER, download)));
     }
     let file = File::open(source).map_err(|e| UpdaterError::Io {
-        context: format!("opening bundle {source}"),
+        context: format!("opening bundle {}", crate::display::escaped(source)),
         source: e,
     })?;
     Ok(Box::new(BufReader::with_capacity(BUFFER, file)))
 }
 
-/// Ends the stream with an error once `cancel` is set, which ends the install that reads it.
+/// Ends the stream with an error once cancelled, which ends the install that reads it.
 pub struct Cancellable<R> {
     pub inner: R,
-    pub cancel: Arc<AtomicBool>,
+    pub cancel: Arc<CancelToken>,
 }
 
 impl<R: Read> Read for Cancellable<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.cancel.load(Ordering::Relaxed) {
-            return Err(io::Error::other("cancelled"));
+        if self.cancel.is_cancelled() {
+            return Err(io::Error::other(CANCELLED));
         }
         self.inner.read(buf)
     }

@@ -29,7 +29,7 @@ pub struct State {
     pub last_install: Option<InstallRecord>,
     #[serde(default)]
     pub events: Vec<Event>,
-    /// The highest release index serial seen, by channel: an older index is refused.
+    /// The highest release index serial seen, by "channel/compatible": an older index is refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub index_serials: BTreeMap<String, u64>,
     /// What was last flashed and verified on each microcontroller, by firmware name.

@@ -1,10 +1,15 @@
 //! Health checks: a command that must exit 0, or an HTTP GET that must answer with the expected
 //! status, each within a time limit and retried until a deadline, because the application may
 //! still be starting when boot-check runs.
-use std::path::Path;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::fleet::http::{Client, HttpSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
@@ -25,15 +30,15 @@ pub enum CheckKind {
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 impl Check {
-    /// `Err` says why the last attempt failed. `ca_file`: extra CAs for https checks (the
-    /// config's `http.ca_file`).
-    pub fn run(&self, ca_file: Option<&Path>) -> Result<(), String> {
+    /// `Err` says why the last attempt failed. `http`: time limits and extra CAs for http(s)
+    /// checks (the config's `[http]`).
+    pub fn run(&self, http: &HttpSettings) -> Result<(), String> {
         let started = Instant::now();
         loop {
             let result = match &self.kind {
                 CheckKind::Command(argv) => run_command(argv, self.timeout),
                 CheckKind::Http { url, expect_status } => {
-                    http_get(url, *expect_status, self.timeout, ca_file)
+                    http_get(url, *expect_status, self.timeout, http)
                 }
             };
             match result {
@@ -48,47 +53,42 @@ impl Check {
     }
 }
 
+/// Runs the command in a process group of its own, and ends the whole group when the command
+/// ends or times out, so nothing it started outlives the check.
 fn run_command(argv: &[String], timeout: Duration) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("empty command")?;
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
+    let group = Pid::from_raw(child.id() as i32);
     let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) if status.success() => return Ok(()),
-            Some(status) => return Err(format!("{program} {status}")),
-            None if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
+    let outcome = loop {
+        match child.try_wait() {
+            Err(e) => break Err(e.to_string()),
+            Ok(Some(status)) if status.success() => break Ok(()),
+            Ok(Some(status)) => break Err(format!("{program} {status}")),
+            Ok(None) if Instant::now() >= deadline => {
+                break Err(format!(
                     "{program} did not finish within {} s",
                     timeout.as_secs_f32()
-                ));
+                ))
             }
-            None => sleep(Duration::from_millis(20)),
+            Ok(None) => sleep(Duration::from_millis(20)),
         }
-    }
+    };
+    // ESRCH (nothing left in the group) is the usual answer.
+    let _ = killpg(group, Signal::SIGKILL);
+    let _ = child.wait();
+    outcome
 }
 
-fn http_get(
-    url: &str,
-    expect: u16,
-    timeout: Duration,
-    ca_file: Option<&Path>,
-) -> Result<(), String> {
-    let agent = crate::fleet::http::agent_builder(ca_file)
+fn http_get(url: &str, expect: u16, timeout: Duration, http: &HttpSettings) -> Result<(), String> {
+    let status = Client::new(http)
         .map_err(|e| e.to_string())?
-        .timeout(timeout)
-        .redirects(0)
-        .build();
-    let status = match agent.get(url).call() {
-        Ok(response) => response.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => return Err(format!("GET {url}: {e}")),
-    };
+        .status_of(url, timeout)?;
     if status == expect {
         Ok(())
     } else {
@@ -118,20 +118,27 @@ mod tests {
 
     #[test]
     fn commands_pass_fail_and_time_out() {
-        assert_eq!(check(argv(&["true"]), 5000).run(None), Ok(()));
         assert_eq!(
-            check(argv(&["false"]), 5000).run(None).unwrap_err(),
+            check(argv(&["true"]), 5000).run(&HttpSettings::default()),
+            Ok(())
+        );
+        assert_eq!(
+            check(argv(&["false"]), 5000)
+                .run(&HttpSettings::default())
+                .unwrap_err(),
             "false exit status: 1"
         );
         let started = Instant::now();
-        let err = check(argv(&["sleep", "30"]), 300).run(None).unwrap_err();
+        let err = check(argv(&["sleep", "30"]), 300)
+            .run(&HttpSettings::default())
+            .unwrap_err();
         assert!(err.contains("did not finish within 0.3 s"), "{err}");
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "a hanging check is killed"
         );
         assert!(check(argv(&["/nonexistent"]), 100)
-            .run(None)
+            .run(&HttpSettings::default())
             .unwrap_err()
             .starts_with("cannot run /nonexistent"));
     }
@@ -165,7 +172,7 @@ mod tests {
                 },
                 2000
             )
-            .run(None),
+            .run(&HttpSettings::default()),
             Ok(())
         );
         let url = server(vec![503]);
@@ -176,7 +183,7 @@ mod tests {
             },
             2000,
         )
-        .run(None)
+        .run(&HttpSettings::default())
         .unwrap_err();
         assert_eq!(err, format!("GET {url} answered 503, expected 200"));
         let url = server(vec![503, 503, 200]);
@@ -188,7 +195,7 @@ mod tests {
             2000,
         );
         patient.retry_for = Duration::from_secs(10);
-        assert_eq!(patient.run(None), Ok(()));
+        assert_eq!(patient.run(&HttpSettings::default()), Ok(()));
         let closed = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -200,7 +207,7 @@ mod tests {
             },
             500,
         )
-        .run(None)
+        .run(&HttpSettings::default())
         .unwrap_err();
         assert!(err.contains("Connection refused"), "{err}");
     }

@@ -97,7 +97,7 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
         failures.push(e.to_string());
     }
     for check in &config.boot_check.checks {
-        if let Err(why) = check.run(config.http_ca_file.as_deref()) {
+        if let Err(why) = check.run(&config.http) {
             failures.push(format!("check '{}': {why}", check.name));
         }
     }

@@ -43,6 +43,8 @@ impl Environment for FileEnv {
                 .ok_or_else(|| self.corrupt(&format!("line '{line}' is not KEY=value")))?;
             vars.push((key.to_string(), value.to_string()));
         }
+        super::refuse_duplicates(vars.iter().map(|(k, _)| k.as_str()))
+            .map_err(|e| self.corrupt(&e))?;
         Ok(Some(vars))
     }
 

@@ -139,6 +139,10 @@ fn parse(block: &[u8]) -> std::result::Result<Vec<Line>, String> {
         lines.push(Line::Var(name.to_string(), value));
         rest = &rest[consumed..];
     }
+    super::refuse_duplicates(lines.iter().filter_map(|l| match l {
+        Line::Var(name, _) => Some(name.as_str()),
+        Line::Comment(_) => None,
+    }))?;
     match lines.first() {
         Some(Line::Comment(c)) if c == HEADER => Ok(lines),
         _ => Err("no GRUB environment block header".into()),

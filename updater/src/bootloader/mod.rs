@@ -215,6 +215,21 @@ pub const UBOOT_PREFIX: &str = "BOOT_";
 /// Variables in the order the environment keeps them.
 pub type Vars = Vec<(String, String)>;
 
+/// An environment that names a variable twice is corrupt: bootloaders read the last copy, and a
+/// writer that changes only one of them leaves the other in force. Every backend's parser refuses
+/// it, as it refuses a bad CRC.
+pub(crate) fn refuse_duplicates<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+) -> std::result::Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(format!("variable {name} is set twice"));
+        }
+    }
+    Ok(())
+}
+
 /// One bootloader environment's storage: reads and writes variables, keeping the ones that are
 /// not ours. `read` returns `None` when the storage holds no environment at all (never written).
 pub trait Environment {

@@ -62,7 +62,9 @@ impl UbootEnv {
         let crc = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
         let data = raw[self.header_len()..].to_vec();
         Ok(Copy {
-            valid: crc32fast::hash(&data) == crc,
+            // A copy that does not parse (duplicate names ...) counts as invalid like a bad CRC,
+            // so the other copy is used and the next write replaces this one.
+            valid: crc32fast::hash(&data) == crc && parse(&data).is_ok(),
             flags: if self.redundant() { raw[4] } else { 0 },
             blank: raw.iter().all(|&b| b == 0) || raw.iter().all(|&b| b == 0xff),
             data,
@@ -152,6 +154,7 @@ fn parse(data: &[u8]) -> std::result::Result<Vars, String> {
     let mut vars = Vars::new();
     for entry in data.split(|&b| b == 0) {
         if entry.is_empty() {
+            super::refuse_duplicates(vars.iter().map(|(k, _)| k.as_str()))?;
             return Ok(vars);
         }
         let text = std::str::from_utf8(entry).map_err(|_| "a variable is not text".to_string())?;

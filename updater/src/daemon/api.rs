@@ -2,80 +2,66 @@
 //! loopback unless configured otherwise; with `api.token` set, every request needs
 //! `Authorization: Bearer <token>`.
 use std::io::Read;
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::thread;
 
 use serde_json::json;
-use tiny_http::{Header, Method, Request, Response, Server};
 use tracing::{info, warn};
 
-use crate::activity::Activity;
+use super::http_server::{self, Request, Response};
+
+use crate::activity::{Activity, CancelAnswer};
 use crate::assess::reboot;
 use crate::config::Config;
+use crate::display::escaped;
 use crate::error::UpdaterError;
 use crate::install::{install, InstallOptions};
 use crate::status::health;
 
-/// Answers requests until the server closes; each request on its own thread, since an upload
-/// lasts as long as its install.
-pub fn serve(server: Server, config: Arc<Config>, activity: Arc<Activity>) {
-    for request in server.incoming_requests() {
-        let config = Arc::clone(&config);
-        let activity = Arc::clone(&activity);
-        thread::spawn(move || handle(request, &config, &activity));
-    }
+/// Answers requests until the listener fails.
+pub fn serve(listener: TcpListener, config: Arc<Config>, activity: Arc<Activity>) {
+    http_server::serve(
+        listener,
+        Arc::new(move |request: &mut Request| handle(request, &config, &activity)),
+    );
 }
 
 type Reply = (u16, serde_json::Value);
 
-fn handle(mut request: Request, config: &Config, activity: &Arc<Activity>) {
-    let method = request.method().clone();
-    let path = request.url().split('?').next().unwrap_or("").to_string();
-    let (code, body) = if !authorized(&request, config.api.token.as_deref()) {
+/// Authentication comes first: an unauthorized request is answered before any of its body is
+/// read.
+fn handle(request: &mut Request, config: &Config, activity: &Arc<Activity>) -> Response {
+    let (code, body) = if !authorized(request, config.api.token.as_deref()) {
         (401, json!({ "error": "missing or wrong bearer token" }))
     } else {
-        route(&method, &path, &mut request, config, activity)
+        route(request, config, activity)
     };
-    info!(%method, %path, code, "api request");
-    let response = Response::from_string(body.to_string())
-        .with_status_code(code)
-        .with_header(Header::from_bytes("Content-Type", "application/json").expect("valid header"));
-    if let Err(err) = request.respond(response) {
-        warn!(%err, "api: answering failed");
+    info!(method = %escaped(&request.method), path = %escaped(&request.path), code, "api request");
+    Response {
+        status: code,
+        json: body.to_string(),
     }
 }
 
-fn route(
-    method: &Method,
-    path: &str,
-    request: &mut Request,
-    config: &Config,
-    activity: &Arc<Activity>,
-) -> Reply {
-    match (method, path) {
-        (Method::Get, "/health") => match health(config) {
-            Ok(health) => (
-                200,
-                serde_json::to_value(health).expect("health serializes"),
-            ),
+fn route(request: &mut Request, config: &Config, activity: &Arc<Activity>) -> Reply {
+    let path = request.path.clone();
+    match (request.method.as_str(), path.as_str()) {
+        ("GET", "/health") => match health(config) {
+            Ok(health) => (200, json!(health)),
             Err(err) => error_reply(&err),
         },
-        (Method::Get, "/update/status") => (
-            200,
-            serde_json::to_value(activity.status()).expect("status serializes"),
-        ),
-        (Method::Post, "/update") => {
-            let body = request.as_reader();
-            upload(body, config, activity)
-        }
-        (Method::Post, "/update/cancel") => {
-            if activity.cancel() {
-                (202, json!({ "cancelling": true }))
-            } else {
-                (409, json!({ "error": "no update is running" }))
-            }
-        }
-        (Method::Post, "/reboot") => {
+        ("GET", "/update/status") => (200, json!(activity.status())),
+        ("POST", "/update") => upload(request.body(), config, activity),
+        ("POST", "/update/cancel") => match activity.cancel() {
+            CancelAnswer::Cancelling => (202, json!({ "cancelling": true })),
+            CancelAnswer::TooLate => (
+                409,
+                json!({ "error": "too late to cancel: the update is activating its group" }),
+            ),
+            CancelAnswer::NothingRuns => (409, json!({ "error": "no update is running" })),
+        },
+        ("POST", "/reboot") => {
             // Answer first: the reboot takes the process down.
             let config = config.clone();
             thread::spawn(move || {
@@ -86,11 +72,14 @@ fn route(
             });
             (202, json!({ "rebooting": true }))
         }
-        (_, "/health" | "/update/status" | "/update" | "/update/cancel" | "/reboot") => (
+        (method, "/health" | "/update/status" | "/update" | "/update/cancel" | "/reboot") => (
             405,
-            json!({ "error": format!("{method} is not allowed on {path}") }),
+            json!({ "error": format!("{} is not allowed on {path}", escaped(method)) }),
         ),
-        _ => (404, json!({ "error": format!("no such endpoint {path}") })),
+        _ => (
+            404,
+            json!({ "error": format!("no such endpoint {}", escaped(&path)) }),
+        ),
     }
 }
 
@@ -137,10 +126,8 @@ fn authorized(request: &Request, token: Option<&str>) -> bool {
     };
     let expected = format!("Bearer {token}");
     request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .is_some_and(|h| constant_time_eq(h.value.as_str().as_bytes(), expected.as_bytes()))
+        .header("Authorization")
+        .is_some_and(|value| constant_time_eq(value.as_bytes(), expected.as_bytes()))
 }
 
 /// Compares without stopping at the first difference, so timing does not leak the token.

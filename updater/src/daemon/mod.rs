@@ -1,6 +1,7 @@
 //! `updater daemon`: serves the local API and, when `[fleet]` is configured with polling on, looks
 //! at the release index on a jittered schedule and installs what applies.
 pub mod api;
+pub mod http_server;
 
 use std::sync::Arc;
 use std::thread;
@@ -24,10 +25,9 @@ pub fn run(config: &Config) -> Result<()> {
     let state = StateDir::open_read_only(&config.state_dir).load()?;
     let activity = Arc::new(Activity::from_state(&state));
     let api = if config.api.enabled {
-        let server = tiny_http::Server::http(config.api.listen).map_err(|e| UpdaterError::Io {
-            context: format!("listening on {}", config.api.listen),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let server = std::net::TcpListener::bind(config.api.listen).map_err(UpdaterError::io(
+            format!("listening on {}", config.api.listen),
+        ))?;
         eprintln!("updater: local API on http://{}", config.api.listen);
         let (config, activity) = (Arc::clone(&config), Arc::clone(&activity));
         Some(thread::spawn(move || api::serve(server, config, activity)))

@@ -1,41 +1,220 @@
-//! HTTP(S) downloads with bounded memory. A bundle download that breaks off is resumed where it
-//! stopped with a Range request; `If-Range` makes the server send the whole file instead if it
-//! changed meanwhile, which is refused rather than spliced. Whatever bytes arrive, the bundle
-//! reader checks them against the signed chunk hashes.
+//! HTTP(S) for the updater: release indexes, bundle downloads, reports and health checks.
+//!
+//! Whatever a server sends ends in an error, never in a crash: redirects are followed here, not
+//! inside ureq, and only to http(s) URLs with a host (ureq 2 panics on a `file:` or `data:`
+//! Location); every request has a deadline, and a bundle download that falls below a minimum rate
+//! is broken off. A download that breaks off is resumed where it stopped with a Range request;
+//! `If-Range` makes the server send the whole file instead if it changed meanwhile, which is
+//! refused rather than spliced. Whatever bytes arrive, the bundle reader checks them against the
+//! signed chunk hashes.
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-
 use tracing::warn;
 
+use crate::cancel::CancelToken;
 use crate::error::{Result, UpdaterError};
 
 /// A download breaks off at most this many times before the install gives up.
 const MAX_RESUMES: u32 = 8;
+/// Redirects followed for one request, as browsers and curl's `--max-redirs` defaults go.
+pub const MAX_REDIRECTS: usize = 5;
 const USER_AGENT: &str = concat!("updater/", env!("CARGO_PKG_VERSION"));
+/// How often a reader waiting for the download checks whether it was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(200);
+/// Pieces of a download in flight between the network thread and the install.
+const PIECES_IN_FLIGHT: usize = 4;
+const PIECE: usize = 256 << 10;
 
-/// An HTTP(S) client. HTTPS trusts the Mozilla roots (webpki-roots) and, when given, the CA
-/// certificates in `ca_file` (PEM), for fleets served under a private CA.
-pub fn agent(ca_file: Option<&Path>) -> Result<ureq::Agent> {
-    Ok(agent_builder(ca_file)?
-        .timeout_connect(Duration::from_secs(30))
-        .timeout_read(Duration::from_secs(60))
-        .build())
+/// Time limits and trust for every request (docs/config.md, `[http]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Extra CA certificates (PEM) trusted besides the Mozilla roots.
+    pub ca_file: Option<PathBuf>,
+    /// Connecting to a server, TLS included.
+    pub connect_timeout: Duration,
+    /// A whole request for a small document (index, report): headers and body.
+    pub timeout: Duration,
+    /// A bundle download slower than `min_rate` bytes per second over `stall_time` is broken off
+    /// and resumed; so is one that receives nothing for `stall_time`.
+    pub min_rate: u64,
+    pub stall_time: Duration,
 }
 
-/// The client settings every request of the updater shares (user agent, trusted CAs), for
-/// callers that set their own time limits.
-pub fn agent_builder(ca_file: Option<&Path>) -> Result<ureq::AgentBuilder> {
-    let builder = ureq::AgentBuilder::new().user_agent(USER_AGENT);
-    Ok(match ca_file {
-        Some(path) => builder.tls_config(Arc::new(tls_config(path)?)),
-        None => builder,
-    })
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            ca_file: None,
+            connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(120),
+            min_rate: 1024,
+            stall_time: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An HTTP(S) client with the updater's settings. HTTPS trusts the Mozilla roots (webpki-roots)
+/// and, when given, the CA certificates in `ca_file`, for fleets served under a private CA.
+#[derive(Clone)]
+pub struct Client {
+    agent: ureq::Agent,
+    settings: HttpSettings,
+}
+
+impl Client {
+    pub fn new(settings: &HttpSettings) -> Result<Client> {
+        let mut builder = ureq::AgentBuilder::new()
+            .user_agent(USER_AGENT)
+            .redirects(0)
+            .timeout_connect(settings.connect_timeout)
+            .timeout_read(settings.stall_time);
+        if let Some(path) = &settings.ca_file {
+            builder = builder.tls_config(Arc::new(tls_config(path)?));
+        }
+        Ok(Client {
+            agent: builder.build(),
+            settings: settings.clone(),
+        })
+    }
+
+    pub fn settings(&self) -> &HttpSettings {
+        &self.settings
+    }
+
+    /// GET `url`, following redirects to http(s) URLs. `deadline` bounds the whole exchange up to
+    /// the response headers (and, for small documents, the body: see `fetch_small`). Answers with
+    /// a status of 400 or more are errors; the final URL comes back with the response.
+    pub fn get(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        deadline: Option<Instant>,
+    ) -> Result<(String, ureq::Response)> {
+        self.get_raw(url, headers, deadline)
+            .map_err(|f| UpdaterError::Network(f.into_message()))
+    }
+
+    fn get_raw(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        deadline: Option<Instant>,
+    ) -> Result<(String, ureq::Response), Failure> {
+        let mut url = checked_url(url).map_err(|e| Failure::Refused(e.to_string()))?;
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.agent.get(url.as_str());
+            for (name, value) in headers {
+                request = request.set(name, value);
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Failure::Transport(format!("{url}: deadline passed")));
+                }
+                request = request.timeout(left);
+            }
+            let response = request.call().map_err(|e| Failure::of(url.as_str(), e))?;
+            if !(300..400).contains(&response.status()) {
+                return Ok((url.to_string(), response));
+            }
+            let location = response.header("Location").ok_or_else(|| {
+                Failure::Refused(format!(
+                    "{url}: HTTP {} without a Location",
+                    response.status()
+                ))
+            })?;
+            let next = url
+                .join(location)
+                .map_err(|e| Failure::Refused(format!("{url}: redirect to an invalid URL: {e}")))?;
+            url = checked_url(next.as_str())
+                .map_err(|e| Failure::Refused(format!("{url}: redirect refused: {e}")))?;
+        }
+        Err(Failure::Refused(format!(
+            "{url}: more than {MAX_REDIRECTS} redirects"
+        )))
+    }
+
+    /// A small document (a release index), read whole within `timeout`; larger answers are
+    /// refused.
+    pub fn fetch_small(&self, url: &str, limit: u64) -> Result<Vec<u8>> {
+        let deadline = Instant::now() + self.settings.timeout;
+        let (url, response) = self.get(url, &[], Some(deadline))?;
+        let mut body = Vec::new();
+        let read = response
+            .into_reader()
+            .take(limit + 1)
+            .read_to_end(&mut body);
+        if let Err(e) = read {
+            return Err(UpdaterError::Network(if Instant::now() >= deadline {
+                format!(
+                    "{url}: not complete within {} s",
+                    self.settings.timeout.as_secs()
+                )
+            } else {
+                format!("{url}: {e}")
+            }));
+        }
+        if body.len() as u64 > limit {
+            return Err(UpdaterError::Network(format!(
+                "{url}: more than {limit} bytes; not a release index"
+            )));
+        }
+        Ok(body)
+    }
+
+    /// POSTs a JSON document within `timeout`; redirects are not followed (a report goes where it
+    /// is configured to go).
+    pub fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<u16, String> {
+        let url = checked_url(url).map_err(|e| e.to_string())?;
+        let mut request = self
+            .agent
+            .post(url.as_str())
+            .timeout(self.settings.timeout)
+            .set("Content-Type", "application/json");
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
+        let response = request
+            .send_string(body)
+            .map_err(|e| Failure::of(url.as_str(), e).into_message())?;
+        Ok(response.status())
+    }
+
+    /// The status a GET answers within `timeout` (redirects are answers too), for health checks.
+    pub fn status_of(&self, url: &str, timeout: Duration) -> Result<u16, String> {
+        let url = checked_url(url).map_err(|e| e.to_string())?;
+        match self.agent.get(url.as_str()).timeout(timeout).call() {
+            Ok(response) => Ok(response.status()),
+            Err(ureq::Error::Status(code, _)) => Ok(code),
+            Err(e) => Err(format!("GET {url}: {e}")),
+        }
+    }
+}
+
+/// Only http and https URLs with a host reach the HTTP library.
+pub fn checked_url(url: &str) -> Result<url::Url> {
+    let parsed =
+        url::Url::parse(url).map_err(|e| UpdaterError::Network(format!("'{url}': {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(UpdaterError::Network(format!(
+            "'{url}': only http:// and https:// URLs are fetched"
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(UpdaterError::Network(format!("'{url}': no host")));
+    }
+    Ok(parsed)
 }
 
 fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
@@ -68,50 +247,46 @@ pub fn is_url(source: &str) -> bool {
     source.starts_with("http://") || source.starts_with("https://")
 }
 
-/// A failed request as one line: `what` (the URL, or what was being done) and the cause.
-pub(crate) fn network(what: &str, err: ureq::Error) -> UpdaterError {
-    match err {
-        ureq::Error::Status(code, response) => {
-            UpdaterError::Network(format!("{what}: HTTP {code} {}", response.status_text()))
+/// Why a request failed: the server refused (an HTTP error, a bad redirect), or the transport
+/// broke (worth another try when resuming).
+enum Failure {
+    Refused(String),
+    Transport(String),
+}
+
+impl Failure {
+    fn of(url: &str, err: ureq::Error) -> Failure {
+        match err {
+            ureq::Error::Status(code, response) => {
+                Failure::Refused(format!("{url}: HTTP {code} {}", response.status_text()))
+            }
+            ureq::Error::Transport(t) => Failure::Transport(format!("{url}: {t}")),
         }
-        ureq::Error::Transport(t) => UpdaterError::Network(format!("{what}: {t}")),
+    }
+
+    fn into_message(self) -> String {
+        match self {
+            Failure::Refused(m) | Failure::Transport(m) => m,
+        }
     }
 }
 
-/// A small document (a release index), read whole; larger answers are refused.
-pub fn fetch_small(agent: &ureq::Agent, url: &str, limit: u64) -> Result<Vec<u8>> {
-    let response = agent.get(url).call().map_err(|e| network(url, e))?;
-    let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(limit + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| UpdaterError::Network(format!("{url}: {e}")))?;
-    if body.len() as u64 > limit {
-        return Err(UpdaterError::Network(format!(
-            "{url}: more than {limit} bytes; not a release index"
-        )));
-    }
-    Ok(body)
-}
-
-/// A bundle as a stream of bytes that survives dropped connections.
+/// A bundle as a stream of bytes that survives dropped connections. The transfer runs on its own
+/// thread, so a reader that is cancelled returns within `CANCEL_POLL` even while the server
+/// stalls, and no request goes out after the cancel.
 pub struct Download {
-    agent: ureq::Agent,
-    url: String,
-    /// ETag or Last-Modified of the first response: a resume must get the same file.
-    validator: Option<String>,
-    length: Option<u64>,
-    offset: u64,
-    body: Option<Box<dyn Read + Send + Sync>>,
-    resumes: u32,
+    pieces: Receiver<io::Result<Vec<u8>>>,
+    piece: Vec<u8>,
+    at: usize,
+    cancel: Arc<CancelToken>,
+    finished: bool,
 }
 
 impl Download {
     /// Starts the download; an unreachable server or an HTTP error (404 ...) fails here, before
     /// anything else happens.
-    pub fn start(agent: ureq::Agent, url: &str) -> Result<Download> {
-        let response = agent.get(url).call().map_err(|e| network(url, e))?;
+    pub fn start(client: &Client, url: &str, cancel: Option<Arc<CancelToken>>) -> Result<Download> {
+        let (url, response) = client.get(url, &[], None)?;
         let validator = response
             .header("ETag")
             .filter(|tag| !tag.starts_with("W/"))
@@ -120,24 +295,155 @@ impl Download {
         let length = response
             .header("Content-Length")
             .and_then(|l| l.parse().ok());
-        Ok(Download {
-            agent,
-            url: url.to_string(),
+        let cancel = cancel.unwrap_or_default();
+        let transfer = Transfer {
+            client: client.clone(),
+            url,
             validator,
             length,
             offset: 0,
-            body: Some(Box::new(response.into_reader())),
             resumes: 0,
+            cancel: Arc::clone(&cancel),
+            rate: RateWatch::default(),
+            reconnect: None,
+        };
+        let (sender, pieces) = mpsc::sync_channel(PIECES_IN_FLIGHT);
+        let body = response.into_reader();
+        thread::Builder::new()
+            .name("download".into())
+            .spawn(move || transfer.run(body, sender))
+            .map_err(UpdaterError::io("starting the download thread"))?;
+        Ok(Download {
+            pieces,
+            piece: Vec::new(),
+            at: 0,
+            cancel,
+            finished: false,
         })
     }
+}
 
-    /// How often the download was resumed.
-    pub fn resumes(&self) -> u32 {
-        self.resumes
+impl Read for Download {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.piece.len() {
+            if self.finished || buf.is_empty() {
+                return Ok(0);
+            }
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            match self.pieces.recv_timeout(CANCEL_POLL) {
+                Ok(Ok(piece)) if piece.is_empty() => self.finished = true,
+                Ok(Ok(piece)) => (self.piece, self.at) = (piece, 0),
+                Ok(Err(e)) => return Err(e),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(io::Error::other("the download thread stopped"))
+                }
+            }
+        }
+        let n = buf.len().min(self.piece.len() - self.at);
+        buf[..n].copy_from_slice(&self.piece[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// What a cancelled download reads; the install turns it into `UpdaterError::Cancelled`.
+fn cancelled() -> io::Error {
+    io::Error::other(CANCELLED)
+}
+
+pub const CANCELLED: &str = "cancelled";
+
+/// The network side of a `Download`.
+struct Transfer {
+    client: Client,
+    url: String,
+    /// ETag or Last-Modified of the first response: a resume must get the same file.
+    validator: Option<String>,
+    length: Option<u64>,
+    offset: u64,
+    resumes: u32,
+    cancel: Arc<CancelToken>,
+    rate: RateWatch,
+    /// Why the connection must be replaced before the next read.
+    reconnect: Option<String>,
+}
+
+/// Bytes over the time spent waiting for them (not waiting for the install to take them), to
+/// tell a trickle from a transfer.
+#[derive(Default)]
+struct RateWatch {
+    waited: Duration,
+    bytes: u64,
+}
+
+impl RateWatch {
+    /// `Some(reason)` once a whole window of waiting passed below the minimum rate.
+    fn add(&mut self, bytes: usize, waited: Duration, settings: &HttpSettings) -> Option<String> {
+        self.bytes += bytes as u64;
+        self.waited += waited;
+        if self.waited < settings.stall_time {
+            return None;
+        }
+        let rate = self.bytes as f64 / self.waited.as_secs_f64();
+        *self = RateWatch::default();
+        (rate < settings.min_rate as f64).then(|| {
+            format!(
+                "{rate:.0} bytes/s over {} s, below the minimum of {} bytes/s",
+                settings.stall_time.as_secs(),
+                settings.min_rate
+            )
+        })
+    }
+}
+
+type Body = Box<dyn Read + Send>;
+
+impl Transfer {
+    /// Sends pieces until the end (an empty piece) or an error; stops when the reader is gone.
+    fn run(mut self, body: impl Read + Send + 'static, sender: SyncSender<io::Result<Vec<u8>>>) {
+        let mut body: Body = Box::new(body);
+        loop {
+            let piece = self.next_piece(&mut body);
+            let last = !matches!(&piece, Ok(p) if !p.is_empty());
+            if sender.send(piece).is_err() || last {
+                return;
+            }
+        }
     }
 
-    fn resume(&mut self, why: &str) -> io::Result<()> {
-        self.body = None;
+    fn next_piece(&mut self, body: &mut Body) -> io::Result<Vec<u8>> {
+        let mut piece = vec![0u8; PIECE];
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            if let Some(why) = self.reconnect.take() {
+                *body = self.resume(&why)?;
+            }
+            let started = Instant::now();
+            let outcome = body.read(&mut piece);
+            let got = *outcome.as_ref().unwrap_or(&0);
+            self.reconnect = self.rate.add(got, started.elapsed(), &self.client.settings);
+            match outcome {
+                Ok(0) if self.length.is_some_and(|len| self.offset < len) => {
+                    self.reconnect = Some("connection closed early".into());
+                }
+                Ok(n) => {
+                    self.offset += n as u64;
+                    piece.truncate(n);
+                    return Ok(piece);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.reconnect = Some(e.to_string()),
+            }
+        }
+    }
+
+    fn resume(&mut self, why: &str) -> io::Result<Body> {
+        self.rate = RateWatch::default();
         let Some(validator) = self.validator.clone() else {
             return Err(io::Error::other(format!(
                 "download of {} broke off at byte {} ({why}) and cannot resume: the server sends no ETag or Last-Modified",
@@ -153,19 +459,17 @@ impl Download {
             }
             self.resumes += 1;
             warn!(url = %self.url, offset = self.offset, why, attempt = self.resumes, "download broke off; resuming");
-            thread::sleep(backoff(self.resumes));
-            let request = self
-                .agent
-                .get(&self.url)
-                .set("Range", &format!("bytes={}-", self.offset))
-                .set("If-Range", &validator);
-            let response = match request.call() {
-                Ok(response) => response,
-                Err(ureq::Error::Transport(t)) => {
-                    warn!(url = %self.url, error = %t, "resume failed; retrying");
+            self.sleep_unless_cancelled(backoff(self.resumes))?;
+            let range = format!("bytes={}-", self.offset);
+            let headers = [("Range", range.as_str()), ("If-Range", validator.as_str())];
+            let deadline = Instant::now() + self.client.settings.timeout;
+            let response = match self.client.get_raw(&self.url, &headers, Some(deadline)) {
+                Ok((_, response)) => response,
+                Err(Failure::Transport(e)) => {
+                    warn!(url = %self.url, error = %e, "resume failed; retrying");
                     continue;
                 }
-                Err(err) => return Err(io::Error::other(network(&self.url, err).to_string())),
+                Err(Failure::Refused(e)) => return Err(io::Error::other(e)),
             };
             let expected = format!("bytes {}-", self.offset);
             let ranged = response.status() == 206
@@ -178,9 +482,19 @@ impl Download {
                     self.url
                 )));
             }
-            self.body = Some(Box::new(response.into_reader()));
-            return Ok(());
+            return Ok(Box::new(response.into_reader()));
         }
+    }
+
+    fn sleep_unless_cancelled(&self, pause: Duration) -> io::Result<()> {
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if self.cancel.is_cancelled() {
+                return Err(cancelled());
+            }
+            thread::sleep(CANCEL_POLL.min(until.saturating_duration_since(Instant::now())));
+        }
+        Ok(())
     }
 }
 
@@ -188,27 +502,23 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(250 << attempt.min(7))
 }
 
-impl Read for Download {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls_with_a_host_are_fetched() {
+        for bad in [
+            "file:///etc/passwd",
+            "data:text/plain,x",
+            "mailto:a@b.c",
+            "unix:/run/x.sock",
+            "http://",
+            "ftp://host/x",
+        ] {
+            assert!(checked_url(bad).is_err(), "{bad} passed");
         }
-        loop {
-            let Some(body) = self.body.as_mut() else {
-                self.resume("no connection")?;
-                continue;
-            };
-            match body.read(buf) {
-                Ok(0) if self.length.is_some_and(|len| self.offset < len) => {
-                    self.resume("connection closed early")?;
-                }
-                Ok(n) => {
-                    self.offset += n as u64;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => self.resume(&e.to_string())?,
-            }
-        }
+        assert!(checked_url("https://updates.example/x.toml").is_ok());
+        assert!(checked_url("http://127.0.0.1:8/x").is_ok());
     }
 }

@@ -47,11 +47,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let fleet = fleet_config(config)?;
     let keyring = Keyring::load(&fleet.keyring).map_err(UpdaterError::Keyring)?;
     let index_url = fleet.index_url();
-    let bytes = http::fetch_small(
-        &http::agent(config.http_ca_file.as_deref())?,
-        &index_url,
-        MAX_INDEX_SIZE,
-    )?;
+    let bytes = http::Client::new(&config.http)?.fetch_small(&index_url, MAX_INDEX_SIZE)?;
     let (index, signer) = ReleaseIndex::verify(&bytes, &keyring)?;
     if index.channel != fleet.channel {
         return Err(BundleError::InvalidIndex(format!(
@@ -62,7 +58,10 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     }
     let booted = config.booted_group()?;
     let state = StateDir::open_read_only(&config.state_dir).load()?;
-    if let Some(&seen) = state.index_serials.get(&fleet.channel) {
+    // Serials count per channel and product: another product's index says nothing about ours.
+    let serial_key = format!("{}/{}", fleet.channel, config.compatible);
+    let applies = index.compatible == config.compatible;
+    if let Some(&seen) = state.index_serials.get(&serial_key).filter(|_| applies) {
         if index.serial < seen {
             return Err(UpdaterError::Network(format!(
                 "{index_url} has serial {}, older than serial {seen} seen before (a stale mirror or a replayed index)",
@@ -98,7 +97,9 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         .as_ref()
         .and_then(|r| hex::decode(&r.manifest_sha256).ok())
         .and_then(|d| d.try_into().ok());
-    remember_serial(config, &fleet.channel, index.serial);
+    if applies {
+        remember_serial(config, &serial_key, index.serial);
+    }
     Ok(CheckReport {
         decision,
         channel: fleet.channel.clone(),
@@ -127,7 +128,7 @@ pub fn install_checked(
     };
     install(
         config,
-        source::open(url, config.http_ca_file.as_deref())?,
+        source::open(url, &config.http, options.cancel.clone())?,
         &options,
         progress,
     )
@@ -144,12 +145,12 @@ fn resolve(index_url: &str, bundle_url: &str) -> Result<String> {
 
 /// Raises the recorded serial so that an older index is refused from now on. Skipped while
 /// another updater holds the state: the next check records it.
-fn remember_serial(config: &Config, channel: &str, serial: u64) {
+fn remember_serial(config: &Config, key: &str, serial: u64) {
     let Ok(store) = StateDir::lock(&config.state_dir) else {
         return;
     };
     let result = store.load().and_then(|mut state| {
-        let seen = state.index_serials.entry(channel.to_string()).or_default();
+        let seen = state.index_serials.entry(key.to_string()).or_default();
         if *seen >= serial {
             return Ok(());
         }

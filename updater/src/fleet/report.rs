@@ -1,7 +1,6 @@
 //! The device's state, sent to the fleet's server when `[fleet] report_url` is set
 //! (docs/fleet.md, "Reports"): what runs, what the last install came to, what the last check
 //! said. Reports are best effort: a server that is down costs a warning, never an update.
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -10,7 +9,7 @@ use super::settings::FleetConfig;
 use super::CheckReport;
 use crate::activity::ActivityStatus;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Result, UpdaterError};
 use crate::state::now;
 use crate::status::{health, Health};
 
@@ -66,17 +65,20 @@ pub fn send(config: &Config, fleet: &FleetConfig, report: &Report) -> Result<()>
     let Some(url) = fleet.report_url.as_deref() else {
         return Ok(());
     };
-    let agent = http::agent_builder(config.http_ca_file.as_deref())?
-        .timeout(Duration::from_secs(30))
-        .build();
-    let mut request = agent.post(url);
-    if let Some(token) = &fleet.report_token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
+    let authorization = fleet.report_token.as_ref().map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = authorization
+        .as_deref()
+        .map(|a| ("Authorization", a))
+        .into_iter()
+        .collect();
+    let body = serde_json::to_string(report).map_err(|e| UpdaterError::Refused(e.to_string()))?;
+    let status = http::Client::new(&config.http)?
+        .post_json(url, &headers, &body)
+        .map_err(|e| UpdaterError::Network(format!("report to {e}")))?;
+    if (300..400).contains(&status) {
+        return Err(UpdaterError::Network(format!(
+            "report to {url}: HTTP {status}; reports do not follow redirects"
+        )));
     }
-    let body = serde_json::to_string(report).expect("a report serializes");
-    request
-        .set("Content-Type", "application/json")
-        .send_string(&body)
-        .map(drop)
-        .map_err(|e| http::network(&format!("report to {url}"), e))
+    Ok(())
 }

@@ -13,7 +13,6 @@ mod readback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +20,7 @@ use bundle::{BundleReader, Keyring, Manifest};
 use tracing::info;
 
 use crate::bootloader;
+use crate::cancel::CancelToken;
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
@@ -42,14 +42,17 @@ pub struct InstallOptions {
     /// anything is written.
     pub expect_manifest: Option<[u8; 32]>,
     /// Set from another thread to stop the install; the target group stays unbootable.
-    pub cancel: Option<Arc<AtomicBool>>,
+    pub cancel: Option<Arc<CancelToken>>,
 }
 
 impl InstallOptions {
     fn cancelled(&self) -> bool {
-        self.cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
+        self.cancel.as_ref().is_some_and(|c| c.is_cancelled())
+    }
+
+    /// The point of no return; false when a cancel came first.
+    fn commit(&self) -> bool {
+        self.cancel.as_ref().is_none_or(|c| c.commit())
     }
 }
 
@@ -172,7 +175,8 @@ pub fn install(
     }
 
     let mut written = write_and_verify(reader, &manifest, &specs, &targets, &route, progress);
-    if options.cancelled() {
+    // A cancel acknowledged until here wins; from here on the group is activated.
+    if options.cancelled() || (written.is_ok() && !options.commit()) {
         written = Err(UpdaterError::Cancelled(target));
     }
     if let Err(err) = written {

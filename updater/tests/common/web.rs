@@ -127,8 +127,10 @@ http {{
 }
 
 impl Drop for Nginx {
+    /// TERM to the master, which stops its workers, then wait: a SIGKILLed master orphans them.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill has no memory effects; the pid is our child's, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
 }
@@ -296,5 +298,50 @@ impl ReportServer {
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// A hand-driven HTTP server for hostile answers: each connection's request head goes to
+/// `answer`, which writes whatever it likes to the stream. Every request head is recorded.
+pub struct RawServer {
+    pub port: u16,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl RawServer {
+    pub fn start(answer: impl Fn(&str, &mut TcpStream) + Send + Sync + 'static) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&requests);
+        let answer = Arc::new(answer);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let (log, answer) = (Arc::clone(&log), Arc::clone(&answer));
+                thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match stream.read(&mut byte) {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    log.lock().unwrap().push(head.clone());
+                    answer(&head, &mut stream);
+                });
+            }
+        });
+        RawServer { port, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 }

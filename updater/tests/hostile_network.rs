@@ -1,0 +1,168 @@
+//! Servers that answer as an attacker or a broken mirror would: redirects to other schemes,
+//! endless redirects, a trickle, a stall. Each ends in a one-line error with the network exit code
+//! (13) and nothing written, never in a crash (exit 134) or a wait without end.
+mod common;
+use std::io::Write;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::device::{assert_fails, assert_safe, Device, CONFIG};
+use common::web::{Nginx, RawServer};
+use updater::cancel::CancelToken;
+use updater::fleet::http::{Client, Download, HttpSettings};
+
+const EXIT_NETWORK: i32 = 13;
+
+fn redirect_to(location: &'static str) -> RawServer {
+    RawServer::start(move |_, stream| {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    })
+}
+
+#[test]
+fn defect_01_a_redirect_to_another_scheme_is_refused_not_a_crash() {
+    for (location, refusal) in [
+        ("file:///etc/passwd", "redirect refused"),
+        ("data:text/plain,hello", "redirect refused"),
+        ("mailto:root@example.com", "redirect refused"),
+        ("unix:/run/updater.sock", "redirect refused"),
+        ("http://", "redirect to an invalid URL: empty host"),
+    ] {
+        let server = redirect_to(location);
+        let device = Device::with_config(&format!(
+            "{CONFIG}\n[fleet]\nurl = \"{}\"\ndevice_id = \"robot-1\"\n",
+            server.url("fleet")
+        ));
+        let before = device.snapshot();
+        let out = device.install_source(&server.url("b.zst"));
+        assert_fails(&out, EXIT_NETWORK, refusal);
+        assert_eq!(device.snapshot(), before, "something was written");
+        assert_safe(&device);
+        // The index goes through the same client.
+        assert_fails(&device.updater(&["check"]), EXIT_NETWORK, refusal);
+    }
+}
+
+#[test]
+fn defect_01_redirects_are_followed_to_http_and_at_most_five_times() {
+    let root = tempfile::tempdir().unwrap();
+    let web = Nginx::serve(root.path());
+    let device = Device::new();
+    let (bundle, rootfs) = device.bundle("1.1.0");
+    std::fs::copy(&bundle, root.path().join("b.zst")).unwrap();
+    let target = web.url("b.zst");
+    let hop = RawServer::start(move |_, stream| {
+        let _ = write!(
+            stream,
+            "HTTP/1.1 301 Moved\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"
+        );
+    });
+    let out = device.install_source(&hop.url("b.zst"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(device.slot("b"), rootfs);
+
+    let endless = RawServer::start(|head, stream| {
+        let n: u32 = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.trim_start_matches('/').parse().ok())
+            .unwrap_or(0);
+        let _ = write!(
+            stream,
+            "HTTP/1.1 302 Found\r\nLocation: /{}\r\nContent-Length: 0\r\n\r\n",
+            n + 1
+        );
+    });
+    let device = Device::new();
+    let before = device.snapshot();
+    let out = device.install_source(&endless.url("0"));
+    assert_fails(&out, EXIT_NETWORK, "more than 5 redirects");
+    assert_eq!(endless.requests().len(), 6);
+    assert_eq!(device.snapshot(), before);
+}
+
+/// Answers headers at once, then one byte every `pause`, for ever (until the client leaves).
+fn trickle(pause: Duration, headers: &'static str) -> RawServer {
+    RawServer::start(move |_, stream| {
+        let _ = write!(stream, "HTTP/1.1 200 OK\r\n{headers}\r\n");
+        while stream.write_all(b"x").is_ok() {
+            thread::sleep(pause);
+        }
+    })
+}
+
+#[test]
+fn defect_10_an_index_served_one_byte_at_a_time_hits_the_deadline() {
+    let server = trickle(Duration::from_millis(300), "Content-Length: 100000\r\n");
+    let device = Device::with_config(&format!(
+        "{CONFIG}\n[fleet]\nurl = \"{}\"\ndevice_id = \"robot-1\"\n[http]\ntimeout = 2\n",
+        server.url("fleet")
+    ));
+    let started = Instant::now();
+    let out = device.updater(&["check"]);
+    assert_fails(&out, EXIT_NETWORK, "not complete within 2 s");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn defect_10_a_download_below_the_minimum_rate_is_broken_off() {
+    // No ETag: the download cannot resume, so the rate check's verdict is the error.
+    let server = trickle(Duration::from_millis(200), "Content-Length: 100000\r\n");
+    let settings = HttpSettings {
+        min_rate: 1000,
+        stall_time: Duration::from_secs(2),
+        ..HttpSettings::default()
+    };
+    let client = Client::new(&settings).unwrap();
+    let mut download = Download::start(&client, &server.url("b.zst"), None).unwrap();
+    let err = std::io::copy(&mut download, &mut std::io::sink()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("below the minimum of 1000 bytes/s"),
+        "{err}"
+    );
+}
+
+#[test]
+fn defect_09_cancel_stops_a_stalled_download_within_two_seconds() {
+    // An ETag makes the download resumable: after the cancel no Range request may go out.
+    let server = trickle(
+        Duration::from_secs(30),
+        "Content-Length: 100000\r\nETag: \"v1\"\r\n",
+    );
+    let client = Client::new(&HttpSettings::default()).unwrap();
+    let cancel = Arc::new(CancelToken::default());
+    let mut download =
+        Download::start(&client, &server.url("b.zst"), Some(Arc::clone(&cancel))).unwrap();
+    let reader = thread::spawn(move || {
+        let started = Instant::now();
+        let result = std::io::copy(&mut download, &mut std::io::sink());
+        (result, started)
+    });
+    thread::sleep(Duration::from_millis(500));
+    let cancelled_at = Instant::now();
+    assert!(cancel.cancel());
+    let (result, _) = reader.join().unwrap();
+    let err = result.unwrap_err();
+    assert_eq!(err.to_string(), "cancelled");
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+    thread::sleep(Duration::from_millis(500));
+    let requests = server.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "a request went out after the cancel: {requests:?}"
+    );
+}
