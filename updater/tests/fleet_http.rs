@@ -374,3 +374,38 @@ fn https_with_a_private_ca_named_in_the_config() {
     );
     assert_eq!(fleet.device.slot("b"), rootfs);
 }
+
+#[test]
+fn defect_03_another_products_index_does_not_raise_this_devices_serial() {
+    let fleet = Fleet::new();
+    let (release, _) = fleet.release("1.1.0");
+    let foreign = ReleaseIndex {
+        compatible: "other-robot".into(),
+        suggested: Some(release.clone()),
+        ..fleet.index(7)
+    };
+    fleet.publish(&foreign, &fleet.device.key);
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"]),
+        (&Value::Bool(false), &Value::from("incompatible")),
+        "{check}"
+    );
+    fleet.publish(
+        &ReleaseIndex {
+            suggested: Some(release),
+            ..fleet.index(2)
+        },
+        &fleet.device.key,
+    );
+    let check = fleet.check();
+    assert_eq!(check["update"], true, "{check}");
+    assert_eq!(check["index_serial"], 2);
+    // The genuine index's serial is what counts from now on.
+    fleet.publish(&fleet.index(1), &fleet.device.key);
+    assert_fails(
+        &fleet.device.updater(&["check"]),
+        13,
+        "has serial 1, older than serial 2 seen before",
+    );
+}

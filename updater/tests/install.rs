@@ -478,3 +478,29 @@ fn updater_log_selects_what_is_logged() {
         "an unreadable filter falls back to warnings"
     );
 }
+
+#[test]
+fn defect_04_a_boot_environment_naming_a_variable_twice_is_corrupt() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    fs::create_dir_all(device.path("state")).unwrap();
+    // A failed install's B_LEFT=0 first, a stale B_LEFT=2 later: the boot script reads the last.
+    fs::write(
+        device.path("state/bootloader.env"),
+        "ORDER=A B\nA_LEFT=2\nB_LEFT=0\nA_OK=1\nB_OK=0\nB_LEFT=2\nB_OK=1\n",
+    )
+    .unwrap();
+    let before = device.snapshot();
+    assert_fails(
+        &device.install(&bundle),
+        8,
+        "is corrupt: variable B_LEFT is set twice",
+    );
+    assert_eq!(device.snapshot(), before, "something was written");
+    assert_fails(
+        &device.updater(&["mark-good"]),
+        8,
+        "variable B_LEFT is set twice",
+    );
+    assert_eq!(device.snapshot(), before);
+}

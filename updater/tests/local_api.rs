@@ -388,3 +388,66 @@ fn a_report_server_that_fails_does_not_stop_the_update() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Sends `request` as raw bytes and returns the status line of the answer.
+fn raw_request(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn defect_02_a_huge_content_length_is_refused_without_reading_or_allocating() {
+    let (device, port) = device_with_api("token = \"s3cret\"\n");
+    let daemon = Daemon::start(&device, port, Some("s3cret"));
+    let huge = b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 4611686018427387904\r\n\r\n";
+    assert_eq!(raw_request(port, huge), "HTTP/1.1 401 Unauthorized");
+    // Authorized, on an endpoint that does not read a body: answered, the body left unread.
+    let with_token = b"GET /health HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 4611686018427387904\r\n\r\n";
+    assert_eq!(raw_request(port, with_token), "HTTP/1.1 200 OK");
+    let smuggled = b"POST /update HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+    assert_eq!(raw_request(port, smuggled), "HTTP/1.1 400 Bad Request");
+    let mut giant_head = b"GET /health HTTP/1.1\r\nX: ".to_vec();
+    giant_head.extend(std::iter::repeat_n(b'a', 100_000));
+    assert_eq!(
+        raw_request(port, &giant_head),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    // Still alive and answering.
+    assert_eq!(daemon.curl("GET", "/health", &[]).0, 200);
+}
+
+#[test]
+fn defect_02_idle_connections_beyond_the_cap_are_turned_away_and_the_api_recovers() {
+    let (device, port) = device_with_api("");
+    let daemon = Daemon::start(&device, port, None);
+    // Let the start-up probe's connection end, so that it holds no place.
+    thread::sleep(Duration::from_millis(300));
+    // Connections that never send a request hold their threads until the head timeout.
+    let idle: Vec<_> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        raw_request(port, b"GET /health HTTP/1.1\r\n\r\n"),
+        "HTTP/1.1 503 Service Unavailable",
+        "{}",
+        daemon.log()
+    );
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while daemon.curl("GET", "/health", &[]).0 != 200 {
+        assert!(Instant::now() < deadline, "the API did not recover");
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -104,26 +104,33 @@ fn connection(stream: TcpStream, handler: &Handler) {
     let _ = stream.set_read_timeout(Some(HEAD_TIMEOUT));
     let _ = writer.set_write_timeout(Some(BODY_IDLE_TIMEOUT));
     let reader = BufReader::with_capacity(8 << 10, stream);
-    let response = match read_request(reader, &writer) {
+    let (response, mut body) = match read_request(reader, &writer) {
         Ok(mut request) => {
             let _ = writer.set_read_timeout(Some(BODY_IDLE_TIMEOUT));
-            let response = handler(&mut request);
-            drain(&mut request.body);
-            response
+            (handler(&mut request), Some(request.body))
         }
         // A connection closed without a byte (a port probe) gets no answer.
         Err(None) => return,
-        Err(Some(bad)) => bad,
+        Err(Some(bad)) => (bad, None),
     };
     if let Err(err) = write_response(&mut writer, &response) {
         warn!(%err, "api: answering failed");
     }
+    let _ = writer.shutdown(Shutdown::Write);
+    if let Some(body) = body.as_mut() {
+        drain(body);
+    }
     let _ = writer.shutdown(Shutdown::Both);
 }
 
-/// Reads what is left of a body the handler did not read, within `DRAIN_LIMIT`.
+/// Reads what is left of a body the handler did not read, briefly and within `DRAIN_LIMIT`, so
+/// that closing does not reset the connection before the client has read the answer.
 fn drain(body: &mut Body) {
     body.expect_continue = false;
+    let _ = body
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(1)));
     let _ = io::copy(&mut body.take(DRAIN_LIMIT), &mut io::sink());
 }
 
