@@ -68,7 +68,12 @@ enum Command {
         json: bool,
     },
     /// Mark a group (default: the booted one) good: it keeps booting.
-    MarkGood { group: Option<Group> },
+    MarkGood {
+        group: Option<Group>,
+        /// Even a group whose last install did not complete (its data may be torn).
+        #[arg(long)]
+        force: bool,
+    },
     /// Mark a group (default: the booted one) bad: it will not boot again until reinstalled.
     MarkBad { group: Option<Group> },
     /// After boot: self-test and health checks, then mark the booted group good, or bad and
@@ -332,8 +337,8 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
                 print_status(&status);
             }
         }
-        Command::MarkGood { group } => {
-            let group = mark(&config, *group, Mark::Good)?;
+        Command::MarkGood { group, force } => {
+            let group = mark(&config, *group, Mark::Good { force: *force })?;
             println!("marked group {group} good");
         }
         Command::MarkBad { group } => {

@@ -389,8 +389,8 @@ fn recovery_is_written_only_when_named_and_the_booted_group_never() {
     assert_eq!(device.slot("b"), b"old B");
 }
 
-#[test]
-fn a_group_with_rootfs_and_app_slots_takes_both_images() {
+/// The example device with an `app` slot next to rootfs in A and B.
+fn two_slot_device() -> Device {
     let config = CONFIG
         .replace(
             "rootfs = \"slots/rootfs-a.img\"",
@@ -400,7 +400,12 @@ fn a_group_with_rootfs_and_app_slots_takes_both_images() {
             "rootfs = \"slots/rootfs-b.img\"",
             "rootfs = \"slots/rootfs-b.img\"\napp = \"slots/app-b.img\"",
         );
-    let device = Device::with_config(&config);
+    Device::with_config(&config)
+}
+
+#[test]
+fn a_group_with_rootfs_and_app_slots_takes_both_images() {
+    let device = two_slot_device();
     let rootfs = image(3_000_000, 5);
     let app = image(1_500_000, 6);
     let bundle = device.bundle_with(
@@ -503,4 +508,101 @@ fn defect_04_a_boot_environment_naming_a_variable_twice_is_corrupt() {
         "variable B_LEFT is set twice",
     );
     assert_eq!(device.snapshot(), before);
+}
+
+#[test]
+fn defect_05_a_partial_bundle_cannot_activate_a_torn_group() {
+    let device = two_slot_device();
+    let rootfs = image(3_000_000, 5);
+    let app = image(3_000_000, 6);
+    let both = device.bundle_with(
+        "both.zst",
+        "acme-robot",
+        "1.1.0",
+        0,
+        &[("rootfs", rootfs.clone()), ("app", app)],
+    );
+    // Fail inside app's second chunk: B/app now holds a mix of old and new bytes.
+    let good = fs::read(&both).unwrap();
+    let table = SeekTable::from_bundle_tail(&good).unwrap();
+    let (offset, entry) = table.offsets().nth(3 + 3 + 1).unwrap();
+    let mut bad = good.clone();
+    bad[(offset + u64::from(entry.compressed) / 2) as usize] ^= 1;
+    let path = device.write_bundle("torn.zst", &bad);
+    assert_fails(&device.install(&path), 4, "bundle is corrupt");
+    assert_safe(&device);
+
+    // A valid bundle for rootfs alone is refused: it would leave app torn.
+    let rootfs_only = device.bundle_with(
+        "rootfs-only.zst",
+        "acme-robot",
+        "1.2.0",
+        0,
+        &[("rootfs", rootfs)],
+    );
+    let before = device.snapshot();
+    assert_fails(
+        &device.install(&rootfs_only),
+        6,
+        "bundle has no image for slot class 'app' of group B",
+    );
+    assert_eq!(device.snapshot(), before, "something was written");
+    assert_safe(&device);
+
+    // Neither can mark-good make the torn group bootable, unless forced.
+    assert_fails(
+        &device.updater(&["mark-good", "B"]),
+        1,
+        "the last install into group B did not complete",
+    );
+    assert_eq!(device.snapshot(), before);
+    assert_safe(&device);
+    let out = device.updater(&["mark-good", "B", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn defect_11_a_dangling_link_cannot_write_into_the_running_group() {
+    // A runs from a file that is not there yet (created by its own first install, say); B's slot
+    // is a link to that very name.
+    let config = CONFIG
+        .replace("slots/rootfs-a.img", "slots/new-a.img")
+        .replace("slots/rootfs-b.img", "slots/link-b.img");
+    let device = Device::with_config(&config);
+    std::os::unix::fs::symlink("new-a.img", device.path("slots/link-b.img")).unwrap();
+    let (bundle, _) = device.bundle("1.1.0");
+    let out = device.install(&bundle);
+    assert_fails(&out, 6, "is a link to new-a.img, which does not exist");
+    assert!(
+        !device.path("slots/new-a.img").exists(),
+        "A's file was created"
+    );
+}
+
+#[test]
+fn two_groups_naming_one_file_not_yet_created_are_refused() {
+    for b in [
+        "slots/new-a.img",
+        "./slots/new-a.img",
+        "slots/../slots/new-a.img",
+    ] {
+        let config = CONFIG
+            .replace("slots/rootfs-a.img", "slots/new-a.img")
+            .replace("slots/rootfs-b.img", b);
+        let device = Device::with_config(&config);
+        let (bundle, _) = device.bundle("1.1.0");
+        assert_fails(
+            &device.install(&bundle),
+            1,
+            "is the same storage as A/rootfs",
+        );
+        assert!(
+            !device.path("slots/new-a.img").exists(),
+            "{b}: A's file was created"
+        );
+    }
 }

@@ -19,7 +19,10 @@ use crate::state::{now, InstallResult, State, StateDir};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
-    Good,
+    /// `force`: even a group whose last install did not complete.
+    Good {
+        force: bool,
+    },
     Bad,
 }
 
@@ -33,6 +36,16 @@ pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> 
     }
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
+    let torn = state
+        .groups
+        .get(&group)
+        .is_some_and(|g| g.version.is_none());
+    if torn && mark == (Mark::Good { force: false }) {
+        return Err(UpdaterError::Refused(format!(
+            "the last install into group {group} did not complete, so its slots may hold torn data; \
+             install a bundle into it, or pass --force if you know it is whole"
+        )));
+    }
     let mut bootloader = bootloader::open(config);
     let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
     apply_mark(config, &mut boot, &mut state, group, mark, None);
@@ -51,7 +64,7 @@ fn apply_mark(
 ) {
     let version = state.version_of(group).map(str::to_string);
     match mark {
-        Mark::Good => {
+        Mark::Good { .. } => {
             boot.mark_good(group, config.boot.tries);
             let carried = state.groups.get(&group).map_or(0, |g| g.security_version);
             state.security_floor = state.security_floor.max(carried);
@@ -105,7 +118,11 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     let confirmed = failures.is_empty();
     if booted != Group::R {
         let why = (!confirmed).then(|| failures.join("; "));
-        let mark = if confirmed { Mark::Good } else { Mark::Bad };
+        let mark = if confirmed {
+            Mark::Good { force: true }
+        } else {
+            Mark::Bad
+        };
         if confirmed || config.boot_check.on_failure == OnFailure::Fallback {
             apply_mark(config, &mut boot, &mut state, booted, mark, why);
         }

@@ -245,10 +245,12 @@ fn check_not_shared(config: &Config, target: Group, target_infos: &[SlotInfo]) -
             continue;
         }
         for (class, spec) in resolve_group(config, group)? {
-            let Some(identity) = spec.inspect()?.identity else {
-                continue;
+            let other = spec.inspect()?;
+            let same = |i: &SlotInfo| {
+                i.location == other.location
+                    || (i.identity.is_some() && i.identity == other.identity)
             };
-            if target_infos.iter().any(|i| i.identity == Some(identity)) {
+            if target_infos.iter().any(same) {
                 return Err(UpdaterError::Refused(format!(
                     "a slot of group {target} is the same storage as {group}/{class} ({})",
                     spec.path.display()

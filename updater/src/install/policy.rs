@@ -46,7 +46,10 @@ impl Policy<'_> {
     }
 }
 
-/// Every image must have a slot of its class in the target group, and fit in it.
+/// Every image must have a slot of its class in the target group, and fit in it; and the bundle
+/// must carry an image for every slot of the group. A group boots only when all of its slots hold
+/// one verified release: a slot the bundle left out would keep whatever an earlier, perhaps failed,
+/// install left in it.
 pub fn check_slots(
     manifest: &Manifest,
     target: Group,
@@ -72,6 +75,21 @@ pub fn check_slots(
                 )));
             }
         }
+    }
+    let carried: Vec<&str> = manifest
+        .components
+        .iter()
+        .filter_map(|c| c.slot_class.as_deref())
+        .collect();
+    if let Some(missing) = slots
+        .keys()
+        .find(|class| !carried.contains(&class.as_str()))
+    {
+        return Err(UpdaterError::Incompatible(format!(
+            "bundle has no image for slot class '{missing}' of group {target}; a group boots only \
+             when every one of its slots ({}) holds the same release",
+            slots.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
     }
     Ok(())
 }

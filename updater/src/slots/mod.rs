@@ -104,21 +104,27 @@ impl SlotSpec {
 }
 
 /// What the updater needs to know about a slot before writing it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotInfo {
     pub capacity: Option<u64>,
     /// Device and inode (or device number) naming the storage, when it exists.
     pub identity: Option<(u64, u64)>,
+    /// The slot's path with every link resolved; for a file not yet created, its folder's
+    /// resolved path and its name. Two slots with the same location are the same storage even
+    /// before either exists.
+    pub location: PathBuf,
 }
 
 impl Slot {
     pub fn inspect(&self) -> Result<SlotInfo> {
+        let location = self.location()?;
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(SlotInfo {
                     capacity: self.size,
                     identity: None,
+                    location,
                 })
             }
             Err(e) => return Err(UpdaterError::io(format!("slot {}", self.path.display()))(e)),
@@ -133,6 +139,7 @@ impl Slot {
             Ok(SlotInfo {
                 capacity: Some(self.size.map_or(size, |s| s.min(size))),
                 identity: Some((u64::MAX, meta.rdev())),
+                location,
             })
         } else if file_type.is_dir() {
             Err(UpdaterError::Incompatible(format!(
@@ -143,8 +150,40 @@ impl Slot {
             Ok(SlotInfo {
                 capacity: self.size,
                 identity: Some((meta.dev(), meta.ino())),
+                location,
             })
         }
+    }
+
+    /// Where the slot's storage is, links resolved. A link whose target does not exist is
+    /// refused: writing through it would create a file wherever it points, perhaps inside the
+    /// running group.
+    fn location(&self) -> Result<PathBuf> {
+        let io = |e| UpdaterError::io(format!("slot {}", self.path.display()))(e);
+        match fs::canonicalize(&self.path) {
+            Ok(path) => return Ok(path),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            Err(_) => {}
+        }
+        if let Ok(target) = fs::read_link(&self.path) {
+            return Err(UpdaterError::Incompatible(format!(
+                "slot {} is a link to {}, which does not exist",
+                self.path.display(),
+                target.display()
+            )));
+        }
+        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return Err(UpdaterError::Incompatible(format!(
+                "slot {} names no file",
+                self.path.display()
+            )));
+        };
+        let parent = if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        };
+        Ok(fs::canonicalize(parent).map_err(io)?.join(name))
     }
 
     /// Opens for writing without truncating: nothing changes until the first chunk is written.
@@ -217,7 +256,8 @@ mod tests {
             spec.inspect().unwrap(),
             SlotInfo {
                 capacity: Some(10),
-                identity: None
+                identity: None,
+                location: fs::canonicalize(dir.path()).unwrap().join("a.img"),
             }
         );
         fs::write(&spec.path, b"x").unwrap();
