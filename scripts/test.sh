@@ -10,6 +10,11 @@ cargo test --workspace --locked 2>&1 | tee target/test.log
 # The fleet figures (rollout shares, poll spread), printed for the log; asserted in the run above.
 cargo test --locked -p updater --test fleet_statistics -- --nocapture 2>&1 | grep -E '%|peak|per second'
 DEMO_QEMU=0 bash tests/demo-e2e.sh
+# Test hooks never ship: the release binary the demo built has no fault-injection door.
+if grep -qa UPDATER_PAUSE_BEFORE_ACTIVATE target/release/updater; then
+  echo "fault injection is compiled into target/release/updater"
+  exit 1
+fi
 bash tests/yocto-layer.sh
 bash scripts/fuzz-smoke.sh
 bash tests/qemu-scenarios.sh | tee target/qemu-scenarios.log

@@ -69,6 +69,10 @@ enum Command {
         channel: String,
         #[arg(long, value_name = "B.zst")]
         bundle: PathBuf,
+        /// The keys the devices trust (a .pub file or a folder of them): a bundle that does not
+        /// verify against them is refused. Default: the public halves of the --key keys.
+        #[arg(long, value_name = "PATH")]
+        keyring: Option<PathBuf>,
         /// Devices below this version update regardless of the rollout.
         #[arg(long, value_name = "V")]
         min_version: Option<semver::Version>,
@@ -138,11 +142,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             channel,
             bundle,
+            keyring,
             min_version,
             rollout,
             seed,
         } => release::release(&release::Request {
             keys: &key,
+            keyring: keyring.as_deref(),
             dir: &dir,
             channel: &channel,
             bundle: &bundle,

@@ -7,12 +7,14 @@ use std::time::SystemTime;
 
 use anyhow::{ensure, Context};
 use bundle::release::{valid_seed, Release, ReleaseIndex, Rollout};
-use bundle::{BundleReader, SigningKey};
+use bundle::{BundleReader, Keyring, SigningKey};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 pub struct Request<'a> {
     pub keys: &'a [PathBuf],
+    /// What the devices trust; None: the public halves of `keys`.
+    pub keyring: Option<&'a Path>,
     pub dir: &'a Path,
     pub channel: &'a str,
     pub bundle: &'a Path,
@@ -36,7 +38,16 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         .iter()
         .map(|k| SigningKey::load(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let (manifest, manifest_sha256) = read_bundle(request.bundle)?;
+    let keyring = match request.keyring {
+        Some(path) => Keyring::load(path)?,
+        None => Keyring::from_keys(
+            keys.iter().map(SigningKey::public_key).collect(),
+            Path::new("the --key keys"),
+        )?,
+    };
+    let (manifest, manifest_sha256) = read_bundle(request.bundle, Some(&keyring)).context(
+        "devices would refuse this bundle; is it signed by a key they trust (--keyring)?",
+    )?;
     fs::create_dir_all(request.dir)
         .with_context(|| format!("creating {}", request.dir.display()))?;
     // Held until the index is written, so that two releases into one folder (parallel CI jobs)
@@ -185,10 +196,18 @@ fn seed_for(version: &semver::Version) -> String {
 }
 
 /// Reads the whole bundle: it must be intact before devices are pointed at it.
-fn read_bundle(path: &Path) -> anyhow::Result<(bundle::Manifest, [u8; 32])> {
+/// The bundle's manifest and its digest, every chunk checked; with a keyring, the signature too.
+fn read_bundle(
+    path: &Path,
+    keyring: Option<&Keyring>,
+) -> anyhow::Result<(bundle::Manifest, [u8; 32])> {
     let file = File::open(path).with_context(|| format!("opening bundle {}", path.display()))?;
-    let reader = BundleReader::open_unverified(BufReader::with_capacity(256 << 10, file))
-        .with_context(|| format!("reading bundle {}", path.display()))?;
+    let input = BufReader::with_capacity(256 << 10, file);
+    let reader = match keyring {
+        Some(keyring) => BundleReader::open(input, keyring),
+        None => BundleReader::open_unverified(input),
+    }
+    .with_context(|| format!("reading bundle {}", path.display()))?;
     let manifest = reader.manifest().clone();
     let digest = reader.manifest_sha256();
     crate::check_every_chunk(reader).with_context(|| format!("checking {}", path.display()))?;
@@ -209,7 +228,7 @@ fn check_not_replacing(
     if same_file(source, dest)? {
         return Ok(true);
     }
-    let (_, existing) = read_bundle(dest)?;
+    let (_, existing) = read_bundle(dest, None)?;
     ensure!(
         &existing == manifest_sha256 && fs::metadata(dest)?.len() == fs::metadata(source)?.len(),
         "{} is already published with other content; published bundles are never replaced (give the new one another file name)",

@@ -467,3 +467,49 @@ fn a_release_waits_for_another_one_into_the_same_folder() {
         index_of(d)
     );
 }
+
+#[test]
+fn defect_12_release_refuses_a_bundle_the_devices_would_refuse() {
+    let dir = release_workspace();
+    let d = dir.path();
+    // The index key is not the key that signed the bundles.
+    ok(&tool(d, &["keygen", "--out", "index"]));
+    let args = [
+        "release",
+        "--key",
+        "index.key",
+        "--dir",
+        "www",
+        "--channel",
+        "stable",
+        "--bundle",
+        "acme-1.1.0.zst",
+    ];
+    let out = tool(d, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("devices would refuse this bundle"),
+        "{stderr}"
+    );
+    assert!(!d.join("www/stable.toml").exists(), "an index was written");
+    assert!(
+        !d.join("www/acme-1.1.0.zst").exists(),
+        "the bundle was published"
+    );
+    // With the devices' keyring, which trusts the bundle's key, it goes out.
+    let mut with_keyring = args.to_vec();
+    with_keyring.extend(["--keyring", "release.pub"]);
+    ok(&tool(d, &with_keyring));
+    assert!(d.join("www/stable.toml").exists());
+    // And a keyring that does not trust it refuses it.
+    let mut wrong = args.to_vec();
+    wrong.extend(["--keyring", "index.pub", "--rollout", "10"]);
+    let out = tool(d, &wrong);
+    assert!(!out.status.success());
+}

@@ -392,17 +392,30 @@ impl Config {
         })
     }
 
+    /// The kernel command line's `updater.slot=` wins: it is what the bootloader booted. A
+    /// `[boot] booted` that disagrees with it is an error naming both, never silently believed,
+    /// since it would make the running group look like the inactive one.
     pub fn booted_group(&self) -> Result<Group> {
-        if let Some(group) = self.boot.booted {
-            return Ok(group);
+        let from_kernel = match read_kernel_cmdline(&self.boot.cmdline) {
+            Ok(cmdline) => booted_from_cmdline(&cmdline)?,
+            Err(_) if self.boot.booted.is_some() => None,
+            Err(e) => return Err(e),
+        };
+        match (from_kernel, self.boot.booted) {
+            (Some(kernel), Some(configured)) if kernel != configured => {
+                return Err(UpdaterError::UnknownBootedGroup(format!(
+                    "{} says updater.slot={kernel}, but [boot] booted = \"{configured}\" in {}; remove the booted line",
+                    self.boot.cmdline.display(),
+                    self.path.display()
+                )))
+            }
+            (Some(group), _) | (None, Some(group)) => return Ok(group),
+            (None, None) => {}
         }
-        let cmdline = read_kernel_cmdline(&self.boot.cmdline)?;
-        booted_from_cmdline(&cmdline)?.ok_or_else(|| {
-            UpdaterError::UnknownBootedGroup(format!(
-                "{} has no updater.slot= and [boot] booted is not set",
-                self.boot.cmdline.display()
-            ))
-        })
+        Err(UpdaterError::UnknownBootedGroup(format!(
+            "{} has no updater.slot= and [boot] booted is not set",
+            self.boot.cmdline.display()
+        )))
     }
 
     pub fn groups(&self) -> impl Iterator<Item = Group> + '_ {
@@ -587,5 +600,36 @@ mod tests {
                 .starts_with("config /nonexistent/system.toml: No such file"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_kernel_command_line_names_the_booted_group_over_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmdline = dir.path().join("cmdline");
+        let text = EXAMPLE.replace(
+            "booted = \"A\"",
+            &format!("booted = \"A\"\ncmdline = \"{}\"", cmdline.display()),
+        );
+        let path = dir.path().join("system.toml");
+        fs::write(&path, &text).unwrap();
+        let config = Config::load(&path).unwrap();
+        // No updater.slot=: the configured value stands in (tests, bring-up).
+        fs::write(&cmdline, "root=/dev/vda2 quiet\n").unwrap();
+        assert_eq!(config.booted_group().unwrap(), Group::A);
+        fs::write(&cmdline, "root=/dev/vda3 updater.slot=A\n").unwrap();
+        assert_eq!(config.booted_group().unwrap(), Group::A);
+        // After a fallback to B, a config that still says A must not make A the install target.
+        fs::write(&cmdline, "root=/dev/vda3 updater.slot=B\n").unwrap();
+        let err = config.booted_group().unwrap_err().to_string();
+        assert!(
+            err.contains("says updater.slot=B, but [boot] booted = \"A\""),
+            "{err}"
+        );
+        let without = Config::load(&{
+            fs::write(&path, text.replace("booted = \"A\"\n", "")).unwrap();
+            path.clone()
+        })
+        .unwrap();
+        assert_eq!(without.booted_group().unwrap(), Group::B);
     }
 }

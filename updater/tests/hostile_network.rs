@@ -166,3 +166,35 @@ fn defect_09_cancel_stops_a_stalled_download_within_two_seconds() {
         "a request went out after the cancel: {requests:?}"
     );
 }
+
+#[test]
+fn a_download_that_cannot_resume_is_a_network_failure_with_exit_13() {
+    // The connection breaks after some bytes; the resume finds another file (no 206).
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let bytes = Arc::new(std::fs::read(&bundle).unwrap());
+    let server = RawServer::start(move |head, stream| {
+        let first = !head.contains("Range:");
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: \"{}\"\r\n\r\n",
+            bytes.len(),
+            if first { "v1" } else { "v2" }
+        );
+        let end = if first { bytes.len() / 2 } else { bytes.len() };
+        let _ = stream.write_all(&bytes[..end]);
+    });
+    let before = device.snapshot();
+    let out = device.install_source(&server.url("b.zst"));
+    // The resume attempt is logged as a warning; the failure is the last line.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_NETWORK), "{stderr}");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("updater: error: network: ")
+            && last.contains("changed on the server during the download"),
+        "{stderr}"
+    );
+    assert_safe(&device);
+    assert_eq!(device.snapshot()[0], before[0], "the running group changed");
+}

@@ -349,6 +349,34 @@ impl Read for Download {
     }
 }
 
+/// Why a download failed for good (the server refused, or resuming gave up), carried inside the
+/// `io::Error` the reader returns so the install reports it as a network failure (exit 13).
+#[derive(Debug)]
+pub struct DownloadFailed(pub String);
+
+impl std::fmt::Display for DownloadFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DownloadFailed {}
+
+fn failed(message: String) -> io::Error {
+    io::Error::other(DownloadFailed(message))
+}
+
+/// The download failure behind an install error, if that is what it is.
+pub fn download_failure(err: &UpdaterError) -> Option<String> {
+    let UpdaterError::Bundle(bundle::BundleError::Io { source, .. }) = err else {
+        return None;
+    };
+    source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<DownloadFailed>())
+        .map(|e| e.0.clone())
+}
+
 /// What a cancelled download reads; the install turns it into `UpdaterError::Cancelled`.
 fn cancelled() -> io::Error {
     io::Error::other(CANCELLED)
@@ -445,14 +473,14 @@ impl Transfer {
     fn resume(&mut self, why: &str) -> io::Result<Body> {
         self.rate = RateWatch::default();
         let Some(validator) = self.validator.clone() else {
-            return Err(io::Error::other(format!(
+            return Err(failed(format!(
                 "download of {} broke off at byte {} ({why}) and cannot resume: the server sends no ETag or Last-Modified",
                 self.url, self.offset
             )));
         };
         loop {
             if self.resumes == MAX_RESUMES {
-                return Err(io::Error::other(format!(
+                return Err(failed(format!(
                     "download of {} broke off at byte {} ({why}); gave up after {MAX_RESUMES} resumes",
                     self.url, self.offset
                 )));
@@ -469,7 +497,7 @@ impl Transfer {
                     warn!(url = %self.url, error = %e, "resume failed; retrying");
                     continue;
                 }
-                Err(Failure::Refused(e)) => return Err(io::Error::other(e)),
+                Err(Failure::Refused(e)) => return Err(failed(e)),
             };
             let expected = format!("bytes {}-", self.offset);
             let ranged = response.status() == 206
@@ -477,7 +505,7 @@ impl Transfer {
                     .header("Content-Range")
                     .is_some_and(|r| r.starts_with(&expected));
             if !ranged {
-                return Err(io::Error::other(format!(
+                return Err(failed(format!(
                     "{} changed on the server during the download (or the server ignores Range); start again",
                     self.url
                 )));

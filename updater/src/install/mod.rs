@@ -85,7 +85,8 @@ pub fn install(
             cancel,
         },
         &keyring,
-    )?;
+    )
+    .map_err(|e| network_or(e.into()))?;
     let manifest = reader.manifest().clone();
     if let Some(expected) = options.expect_manifest {
         let got = reader.manifest_sha256();
@@ -174,7 +175,8 @@ pub fn install(
         targets.push(SlotTarget { name, file });
     }
 
-    let mut written = write_and_verify(reader, &manifest, &specs, &targets, &route, progress);
+    let mut written =
+        write_and_verify(reader, &manifest, &specs, &targets, &route, progress).map_err(network_or);
     // A cancel acknowledged until here wins; from here on the group is activated.
     if options.cancelled() || (written.is_ok() && !options.commit()) {
         written = Err(UpdaterError::Cancelled(target));
@@ -311,10 +313,24 @@ fn write_and_verify<R: Read>(
 
 /// The QEMU rig cuts the power between recording the new version and activating the group; this
 /// holds the install there when UPDATER_PAUSE_BEFORE_ACTIVATE is set, so the cut lands exactly.
+/// Only in builds with the `fault-injection` feature (the rig's); release builds have no such
+/// door.
+#[cfg(feature = "fault-injection")]
 fn pause_for_fault_injection() {
     if std::env::var_os("UPDATER_PAUSE_BEFORE_ACTIVATE").is_some() {
         eprintln!("updater: paused before activation");
         std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn pause_for_fault_injection() {}
+
+/// A download that failed for good is a network failure (exit 13), not a read error.
+fn network_or(err: UpdaterError) -> UpdaterError {
+    match crate::fleet::http::download_failure(&err) {
+        Some(message) => UpdaterError::Network(message),
+        None => err,
     }
 }
 
