@@ -106,7 +106,8 @@ int32_t abu_install(const struct AbuHandle *handle,
 
 /*
  Asks the install running on this handle to stop; it returns 14 and leaves the target group
- unbootable. 0 when an install was running, 1 when none was.
+ unbootable. 0 when the install will stop, 1 when none was running, 2 when it is too late: the
+ install verified everything and is activating its group.
 
  # Safety
  `handle` is a live handle from abu_open.

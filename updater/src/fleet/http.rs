@@ -211,7 +211,7 @@ pub fn checked_url(url: &str) -> Result<url::Url> {
             "'{url}': only http:// and https:// URLs are fetched"
         )));
     }
-    if parsed.host_str().is_none_or(str::is_empty) {
+    if parsed.host_str().map_or(true, str::is_empty) {
         return Err(UpdaterError::Network(format!("'{url}': no host")));
     }
     Ok(parsed)
