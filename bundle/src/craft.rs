@@ -30,6 +30,11 @@ pub fn signature_entry(manifest: &[u8], key: &SigningKey) -> Vec<u8> {
 /// Lays entries out as a bundle: ustar entries in frames of at most one default chunk, the end
 /// marker, the seek table.
 pub fn assemble(entries: &[RawEntry]) -> Vec<u8> {
+    assemble_framed(entries, DEFAULT_CHUNK_SIZE as usize)
+}
+
+/// `assemble`, with frames of `frame_len` decompressed bytes (1 makes a frame of every byte).
+pub fn assemble_framed(entries: &[RawEntry], frame_len: usize) -> Vec<u8> {
     let mut archive = Vec::new();
     for e in entries {
         archive.extend_from_slice(&tar::encode_header(&e.name, e.data.len() as u64));
@@ -39,7 +44,7 @@ pub fn assemble(entries: &[RawEntry]) -> Vec<u8> {
     archive.resize(archive.len() + 2 * BLOCK, 0);
     let mut out = Vec::new();
     let mut table = SeekTable::default();
-    for piece in archive.chunks(DEFAULT_CHUNK_SIZE as usize) {
+    for piece in archive.chunks(frame_len) {
         let frame = zstd::bulk::compress(piece, 1).expect("zstd compresses");
         table.entries.push(SeekEntry {
             compressed: frame.len() as u32,

@@ -4,7 +4,9 @@
 //! frames that were read, so a bundle cut at a frame boundary is caught like one cut inside a frame.
 use std::io::{ErrorKind, Read};
 
-use crate::seek_table::{SeekEntry, SeekTable, MAX_TABLE_LEN, SKIPPABLE_MAGIC};
+use sha2::{Digest, Sha256};
+
+use crate::seek_table::{SeekEntry, FOOTER_LEN, MAX_TABLE_LEN, SEEKABLE_MAGIC, SKIPPABLE_MAGIC};
 use crate::BundleError;
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
@@ -20,12 +22,38 @@ pub(crate) struct FrameStream<R> {
     pending: Vec<u8>,
     pending_pos: usize,
     decompressor: zstd::bulk::Decompressor<'static>,
-    seen: Vec<SeekEntry>,
+    seen: SeenFrames,
+}
+
+/// The frames read so far, as a count and a digest rather than a list: memory stays the same
+/// however many frames a bundle has (a crafted one could have millions of one-byte frames).
+#[derive(Default)]
+struct SeenFrames {
+    count: u64,
+    digest: Sha256,
+}
+
+impl SeenFrames {
+    fn push(&mut self, entry: &SeekEntry) {
+        self.count += 1;
+        self.digest.update(entry.compressed.to_le_bytes());
+        self.digest.update(entry.decompressed.to_le_bytes());
+    }
+
+    fn matches(self, other: SeenFrames) -> bool {
+        self.count == other.count && self.digest.finalize() == other.digest.finalize()
+    }
 }
 
 enum Next {
-    Data { content_size: usize },
-    SeekTable(SeekTable),
+    Data {
+        content_size: usize,
+    },
+    /// A seek table of this many payload bytes follows; not read yet.
+    SeekTable {
+        payload_len: u32,
+        start: u64,
+    },
     End,
 }
 
@@ -41,7 +69,7 @@ impl<R: Read> FrameStream<R> {
             pending: Vec::new(),
             pending_pos: 0,
             decompressor,
-            seen: Vec::new(),
+            seen: SeenFrames::default(),
         })
     }
 
@@ -64,7 +92,7 @@ impl<R: Read> FrameStream<R> {
             }
             let content_size = match self.next_frame()? {
                 Next::Data { content_size } => content_size,
-                Next::SeekTable(_) | Next::End => {
+                Next::SeekTable { .. } | Next::End => {
                     return Err(BundleError::Truncated(format!("it ends inside {}", what())))
                 }
             };
@@ -81,15 +109,16 @@ impl<R: Read> FrameStream<R> {
     }
 
     /// Call after the archive's end marker: nothing may follow but the seek table, which must
-    /// describe exactly the frames read, and then the end of the input.
-    pub(crate) fn finish(mut self) -> Result<SeekTable, BundleError> {
+    /// describe exactly the frames read, and then the end of the input. The table is checked as it
+    /// streams past, entry by entry; returns how many frames it lists.
+    pub(crate) fn finish(mut self) -> Result<u64, BundleError> {
         if self.pending_pos < self.pending.len() {
             return Err(BundleError::Corrupt(
                 "data after the end of the archive".into(),
             ));
         }
-        let table = match self.next_frame()? {
-            Next::SeekTable(table) => table,
+        let listed = match self.next_frame()? {
+            Next::SeekTable { payload_len, start } => self.stream_table(payload_len, start)?,
             Next::Data { .. } => {
                 return Err(BundleError::Corrupt(
                     "data after the end of the archive".into(),
@@ -101,12 +130,41 @@ impl<R: Read> FrameStream<R> {
         if read_some(&mut self.source, &mut probe)? != 0 {
             return Err(BundleError::Corrupt("bytes after the seek table".into()));
         }
-        if table.entries != self.seen {
+        let frames = listed.count;
+        if !std::mem::take(&mut self.seen).matches(listed) {
             return Err(BundleError::Corrupt(
                 "the seek table does not match the frames of the bundle".into(),
             ));
         }
-        Ok(table)
+        Ok(frames)
+    }
+
+    /// Reads a seek table payload of `len` bytes, in the format `SeekTable::encode` writes,
+    /// without holding it: its entries are summed up like the frames that were read.
+    fn stream_table(&mut self, len: u32, start: u64) -> Result<SeenFrames, BundleError> {
+        let corrupt = |what: &str| BundleError::Corrupt(format!("seek table: {what}"));
+        let len = len as usize;
+        if len < FOOTER_LEN || (len - FOOTER_LEN) % 8 != 0 {
+            return Err(corrupt("wrong length"));
+        }
+        let mut listed = SeenFrames::default();
+        for _ in 0..(len - FOOTER_LEN) / 8 {
+            let entry: [u8; 8] = self.read_array(start)?;
+            listed.push(&SeekEntry {
+                compressed: u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]),
+                decompressed: u32::from_le_bytes([entry[4], entry[5], entry[6], entry[7]]),
+            });
+        }
+        let footer: [u8; FOOTER_LEN] = self.read_array(start)?;
+        let count = u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]);
+        let magic = u32::from_le_bytes([footer[5], footer[6], footer[7], footer[8]]);
+        if magic != SEEKABLE_MAGIC {
+            return Err(corrupt("bad magic"));
+        }
+        if footer[4] != 0 || u64::from(count) != listed.count {
+            return Err(corrupt("unsupported descriptor or wrong frame count"));
+        }
+        Ok(listed)
     }
 
     fn next_frame(&mut self) -> Result<Next, BundleError> {
@@ -127,9 +185,10 @@ impl<R: Read> FrameStream<R> {
                     "unexpected skippable frame at byte {start}"
                 )));
             }
-            let mut payload = vec![0u8; len as usize];
-            self.read_exact_at(&mut payload, start)?;
-            return Ok(Next::SeekTable(SeekTable::parse_payload(&payload)?));
+            return Ok(Next::SeekTable {
+                payload_len: len,
+                start,
+            });
         }
         if magic != ZSTD_MAGIC {
             return Err(BundleError::Corrupt(format!(
@@ -165,7 +224,7 @@ impl<R: Read> FrameStream<R> {
             self.append_from_source(4, start)?;
         }
         let compressed = u32::try_from(self.compressed.len()).expect("bounded by limit");
-        self.seen.push(SeekEntry {
+        self.seen.push(&SeekEntry {
             compressed,
             decompressed: content_size as u32,
         });

@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::frame::FrameStream;
 use crate::tar::{self, EntryHeader, BLOCK};
 use crate::{
-    signature, BundleError, Component, KeyId, Keyring, Manifest, SeekTable, UnverifiedChunk,
-    MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_MANIFEST_SIZE, MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
+    signature, BundleError, Component, KeyId, Keyring, Manifest, UnverifiedChunk, MANIFEST_ENTRY,
+    MAX_CHUNK_SIZE, MAX_MANIFEST_SIZE, MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
 };
 
 pub struct BundleReader<R> {
@@ -136,9 +136,9 @@ impl<R: Read> BundleReader<R> {
         }
     }
 
-    /// Checks that the archive ended where the manifest says and that the seek table is intact.
-    /// Call after `next_chunk` returned `None`.
-    pub fn finish(self) -> Result<SeekTable, BundleError> {
+    /// Checks that the archive ended where the manifest says and that the seek table is intact;
+    /// returns the number of frames. Call after `next_chunk` returned `None`.
+    pub fn finish(self) -> Result<u64, BundleError> {
         if !matches!(self.position, Position::Done) {
             return Err(BundleError::BadInput(
                 "finish() called before every chunk was read".into(),

@@ -5,8 +5,8 @@
 use crate::BundleError;
 
 pub(crate) const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
-const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
-const FOOTER_LEN: usize = 9;
+pub(crate) const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+pub(crate) const FOOTER_LEN: usize = 9;
 /// A table larger than this is refused; 16 MiB is about two million frames.
 pub(crate) const MAX_TABLE_LEN: u32 = 16 << 20;
 

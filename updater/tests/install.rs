@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use bundle::craft::{assemble, entries_of, signature_entry, RawEntry};
+use bundle::craft::{assemble, assemble_framed, entries_of, signature_entry, RawEntry};
 use bundle::{SeekTable, SigningKey};
 use common::device::{assert_fails, assert_refused_untouched, assert_safe, image, Device, CONFIG};
 use serde_json::Value;
@@ -605,4 +605,53 @@ fn two_groups_naming_one_file_not_yet_created_are_refused() {
             "{b}: A's file was created"
         );
     }
+}
+
+/// Peak resident memory (KiB) of `updater install BUNDLE` into group B, by GNU time.
+fn install_peak_kib(device: &Device, bundle_bytes: &[u8]) -> u64 {
+    fs::remove_dir_all(device.path("state")).ok();
+    let path = device.write_bundle("b.zst", bundle_bytes);
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_updater"))
+        .arg("--config")
+        .arg(device.path("system.toml"))
+        .args(["--quiet", "install"])
+        .arg(&path)
+        .output()
+        .expect("/usr/bin/time (scripts/setup.sh installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    stderr.lines().last().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn defect_06_memory_does_not_grow_with_the_number_of_frames() {
+    let device = Device::new();
+    let plain = device.bundle_with(
+        "plain.zst",
+        "acme-robot",
+        "1.1.0",
+        0,
+        &[("rootfs", image(4096, 3))],
+    );
+    // A manifest padded to 600 kB, signed, and the whole archive in one-byte frames: over half a
+    // million frames, most of them before the signature is checked.
+    let mut entries = entries_of(&fs::read(&plain).unwrap());
+    let mut manifest = entries[0].data.clone();
+    manifest.extend_from_slice(format!("\n# {}\n", "x".repeat(600_000)).as_bytes());
+    entries[1].data = signature_entry(&manifest, &device.key);
+    entries[0].data = manifest;
+    let padded = assemble(&entries);
+    let framed = assemble_framed(&entries, 1);
+    let (few, many) = (
+        install_peak_kib(&device, &padded),
+        install_peak_kib(&device, &framed),
+    );
+    println!("peak RSS: {few} KiB in 1 MiB frames, {many} KiB in one-byte frames");
+    // Eight bytes a frame kept until the end would be about 5 MiB more.
+    assert!(
+        many < few + 2048,
+        "{many} KiB with a frame per byte against {few} KiB"
+    );
 }
