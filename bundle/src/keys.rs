@@ -145,8 +145,13 @@ impl PublicKey {
     }
 
     pub fn load(path: &Path) -> Result<Self, BundleError> {
-        let text = read_key_file(path)?;
-        let der = pem_decode(&text, PUBLIC_LABEL, path)?;
+        Self::from_pem(&read_key_file(path)?, path)
+    }
+
+    /// A SubjectPublicKeyInfo PEM text; `origin` names it in errors.
+    pub fn from_pem(text: &str, origin: &Path) -> Result<Self, BundleError> {
+        let path = origin;
+        let der = pem_decode(text, PUBLIC_LABEL, path)?;
         let raw = der
             .strip_prefix(&SPKI_ED25519_PREFIX[..])
             .and_then(|rest| <[u8; 32]>::try_from(rest).ok())

@@ -33,6 +33,16 @@ pub use writer::{
     DEFAULT_LEVEL,
 };
 
+/// Checks a signature entry (the format of a bundle's `manifest.sig`) over `message`; returns the
+/// trusted key that signed it.
+pub fn verify_signature(
+    message: &[u8],
+    signature_entry: &[u8],
+    keyring: &Keyring,
+) -> Result<KeyId, BundleError> {
+    signature::verify(message, signature_entry, keyring, "message")
+}
+
 /// Bytes of uncompressed image data per chunk and per zstd frame, unless the creator asks otherwise.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
 /// The smallest and largest chunk sizes a reader accepts; the upper bound caps reader memory.

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, UpdaterError};
+use crate::fault;
 
 pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path
@@ -24,9 +25,14 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
             .truncate(true)
             .open(&temp)?;
         file.write_all(data)?;
+        fault::point("write temporary file");
         file.sync_all()?;
+        fault::point("fsync temporary file");
         fs::rename(&temp, path)?;
-        File::open(dir)?.sync_all()
+        fault::point("rename over the target");
+        File::open(dir)?.sync_all()?;
+        fault::point("fsync folder");
+        Ok(())
     })();
     result.map_err(|e| {
         let _ = fs::remove_file(&temp);

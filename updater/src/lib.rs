@@ -10,9 +10,12 @@ pub mod config;
 pub mod daemon;
 pub mod display;
 pub mod error;
+pub mod fault;
 pub mod firmware;
 pub mod fleet;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod install;
 pub mod progress;
 pub mod slots;

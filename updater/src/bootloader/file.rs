@@ -33,19 +33,7 @@ impl Environment for FileEnv {
                 )))
             }
         };
-        let mut vars = Vars::new();
-        for line in text.lines() {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| self.corrupt(&format!("line '{line}' is not KEY=value")))?;
-            vars.push((key.to_string(), value.to_string()));
-        }
-        super::refuse_duplicates(vars.iter().map(|(k, _)| k.as_str()))
-            .map_err(|e| self.corrupt(&e))?;
-        Ok(Some(vars))
+        parse(&text).map(Some).map_err(|e| self.corrupt(&e))
     }
 
     fn write(&mut self, vars: &Vars) -> Result<()> {
@@ -60,6 +48,22 @@ impl Environment for FileEnv {
     fn describe(&self) -> String {
         format!("file {}", self.path.display())
     }
+}
+
+/// `KEY=value` lines; blank lines and `#` comments are skipped.
+pub(crate) fn parse(text: &str) -> std::result::Result<Vars, String> {
+    let mut vars = Vars::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line '{line}' is not KEY=value"))?;
+        vars.push((key.to_string(), value.to_string()));
+    }
+    super::refuse_duplicates(vars.iter().map(|(k, _)| k.as_str()))?;
+    Ok(vars)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::error::{Result, UpdaterError};
 const HEADER: &str = "# GRUB Environment Block";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Line {
+pub(crate) enum Line {
     Comment(String),
     Var(String, String),
 }
@@ -89,7 +89,7 @@ impl Environment for GrubEnv {
     }
 }
 
-fn parse(block: &[u8]) -> std::result::Result<Vec<Line>, String> {
+pub(crate) fn parse(block: &[u8]) -> std::result::Result<Vec<Line>, String> {
     let text = std::str::from_utf8(block).map_err(|_| "not text".to_string())?;
     if !text.starts_with(HEADER) || block.len() < 512 {
         return Err("no GRUB environment block header".into());

@@ -2,11 +2,11 @@
 //! per group; R boots when neither A nor B can. The bootloader spends one attempt before every boot;
 //! the updater only ever changes the state through the transitions below, each of which leaves a
 //! group either unbootable or fully written and verified.
-mod file;
-mod grub;
+pub(crate) mod file;
+pub(crate) mod grub;
 #[cfg(test)]
 mod model_check;
-mod uboot;
+pub(crate) mod uboot;
 
 use std::collections::BTreeMap;
 
@@ -204,9 +204,12 @@ fn write_in_place(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Result<(
         .write(true)
         .open(path)
         .map_err(|e| UpdaterError::Bootloader(format!("opening {}: {e}", path.display())))?;
-    file.write_all_at(bytes, offset)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| UpdaterError::Bootloader(format!("writing {}: {e}", path.display())))
+    let failed = |e| UpdaterError::Bootloader(format!("writing {}: {e}", path.display()));
+    file.write_all_at(bytes, offset).map_err(failed)?;
+    crate::fault::point("write environment in place");
+    file.sync_all().map_err(failed)?;
+    crate::fault::point("fsync environment");
+    Ok(())
 }
 
 /// RAUC's U-Boot variable names: `BOOT_ORDER`, `BOOT_A_LEFT`, ...

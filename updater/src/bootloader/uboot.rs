@@ -150,7 +150,7 @@ impl Environment for UbootEnv {
     }
 }
 
-fn parse(data: &[u8]) -> std::result::Result<Vars, String> {
+pub(crate) fn parse(data: &[u8]) -> std::result::Result<Vars, String> {
     let mut vars = Vars::new();
     for entry in data.split(|&b| b == 0) {
         if entry.is_empty() {

@@ -27,15 +27,15 @@ const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// the answer rather than a connection reset; the rest is not read.
 const DRAIN_LIMIT: u64 = 64 << 10;
 
-pub struct Request {
+pub struct Request<S: Read = TcpStream> {
     pub method: String,
     /// The path without the query string.
     pub path: String,
     headers: Vec<(String, String)>,
-    body: Body,
+    body: Body<S>,
 }
 
-impl Request {
+impl<S: Read> Request<S> {
     /// The first header of this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -55,7 +55,7 @@ pub struct Response {
     pub json: String,
 }
 
-pub type Handler = dyn Fn(&mut Request) -> Response + Send + Sync;
+pub type Handler = dyn Fn(&mut Request<TcpStream>) -> Response + Send + Sync;
 
 /// Answers requests until the listener fails; each connection on its own thread, since an upload
 /// lasts as long as its install.
@@ -98,13 +98,13 @@ fn refuse_busy(mut stream: TcpStream) {
 }
 
 fn connection(stream: TcpStream, handler: &Handler) {
-    let Ok(mut writer) = stream.try_clone() else {
+    let (Ok(mut writer), Ok(continue_to)) = (stream.try_clone(), stream.try_clone()) else {
         return;
     };
     let _ = stream.set_read_timeout(Some(HEAD_TIMEOUT));
     let _ = writer.set_write_timeout(Some(BODY_IDLE_TIMEOUT));
     let reader = BufReader::with_capacity(8 << 10, stream);
-    let (response, mut body) = match read_request(reader, &writer) {
+    let (response, mut body) = match read_request(reader, Some(Box::new(continue_to))) {
         Ok(mut request) => {
             let _ = writer.set_read_timeout(Some(BODY_IDLE_TIMEOUT));
             (handler(&mut request), Some(request.body))
@@ -118,6 +118,8 @@ fn connection(stream: TcpStream, handler: &Handler) {
     }
     let _ = writer.shutdown(Shutdown::Write);
     if let Some(body) = body.as_mut() {
+        // The writer shares the socket with the body's reader.
+        let _ = writer.set_read_timeout(Some(Duration::from_secs(1)));
         drain(body);
     }
     let _ = writer.shutdown(Shutdown::Both);
@@ -125,12 +127,8 @@ fn connection(stream: TcpStream, handler: &Handler) {
 
 /// Reads what is left of a body the handler did not read, briefly and within `DRAIN_LIMIT`, so
 /// that closing does not reset the connection before the client has read the answer.
-fn drain(body: &mut Body) {
+fn drain<S: Read>(body: &mut Body<S>) {
     body.expect_continue = false;
-    let _ = body
-        .reader
-        .get_ref()
-        .set_read_timeout(Some(Duration::from_secs(1)));
     let _ = io::copy(&mut body.take(DRAIN_LIMIT), &mut io::sink());
 }
 
@@ -141,19 +139,24 @@ fn reply(status: u16, error: &str) -> Response {
     }
 }
 
-fn read_request(
-    mut reader: BufReader<TcpStream>,
-    writer: &TcpStream,
-) -> Result<Request, Option<Response>> {
+/// Continue, for a client that sent `Expect: 100-continue`; where the go-ahead is written.
+pub type ContinueTo = Option<Box<dyn Write + Send>>;
+
+/// Reads a request's head from `reader`; its body stays in the stream, to be read as it arrives.
+/// `Err(None)`: the connection closed before sending anything.
+pub fn read_request<S: Read>(
+    mut reader: BufReader<S>,
+    continue_to: ContinueTo,
+) -> Result<Request<S>, Option<Response>> {
     let head = read_head(&mut reader)?;
-    parse_request(reader, &head, writer).map_err(Some)
+    parse_request(reader, &head, continue_to).map_err(Some)
 }
 
-fn parse_request(
-    reader: BufReader<TcpStream>,
+fn parse_request<S: Read>(
+    reader: BufReader<S>,
     head: &[u8],
-    writer: &TcpStream,
-) -> Result<Request, Response> {
+    continue_to: ContinueTo,
+) -> Result<Request<S>, Response> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut slots);
     match parsed.parse(head) {
@@ -216,13 +219,13 @@ fn parse_request(
             reader,
             framing,
             expect_continue,
-            writer: writer.try_clone().ok(),
+            continue_to,
         },
     })
 }
 
 /// The request line and headers, up to the blank line; bounded by `MAX_HEAD`.
-fn read_head(reader: &mut BufReader<TcpStream>) -> Result<Vec<u8>, Option<Response>> {
+fn read_head<S: Read>(reader: &mut BufReader<S>) -> Result<Vec<u8>, Option<Response>> {
     let mut head = Vec::with_capacity(1024);
     loop {
         let line_start = head.len();
@@ -258,15 +261,15 @@ enum Framing {
 }
 
 /// A request body, framed by Content-Length or chunked encoding.
-struct Body {
-    reader: BufReader<TcpStream>,
+struct Body<S: Read> {
+    reader: BufReader<S>,
     framing: Framing,
     /// `Expect: 100-continue`: the client waits for a go-ahead before it sends the body.
     expect_continue: bool,
-    writer: Option<TcpStream>,
+    continue_to: ContinueTo,
 }
 
-impl Body {
+impl<S: Read> Body<S> {
     fn raw_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.reader.read(buf)
     }
@@ -299,14 +302,14 @@ impl Body {
     }
 }
 
-impl Read for Body {
+impl<S: Read> Read for Body<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         if self.expect_continue {
             self.expect_continue = false;
-            if let Some(writer) = self.writer.as_mut() {
+            if let Some(writer) = self.continue_to.as_mut() {
                 writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             }
         }

@@ -123,17 +123,7 @@ impl Client {
             if !(300..400).contains(&response.status()) {
                 return Ok((url.to_string(), response));
             }
-            let location = response.header("Location").ok_or_else(|| {
-                Failure::Refused(format!(
-                    "{url}: HTTP {} without a Location",
-                    response.status()
-                ))
-            })?;
-            let next = url
-                .join(location)
-                .map_err(|e| Failure::Refused(format!("{url}: redirect to an invalid URL: {e}")))?;
-            url = checked_url(next.as_str())
-                .map_err(|e| Failure::Refused(format!("{url}: redirect refused: {e}")))?;
+            url = redirect_target(&url, &response).map_err(Failure::Refused)?;
         }
         Err(Failure::Refused(format!(
             "{url}: more than {MAX_REDIRECTS} redirects"
@@ -200,6 +190,40 @@ impl Client {
             Err(e) => Err(format!("GET {url}: {e}")),
         }
     }
+}
+
+/// Where a redirect answer sends the request next: only to an http(s) URL with a host.
+pub fn redirect_target(url: &url::Url, response: &ureq::Response) -> Result<url::Url, String> {
+    let location = response
+        .header("Location")
+        .ok_or_else(|| format!("{url}: HTTP {} without a Location", response.status()))?;
+    let next = url
+        .join(location)
+        .map_err(|e| format!("{url}: redirect to an invalid URL: {e}"))?;
+    checked_url(next.as_str()).map_err(|e| format!("{url}: redirect refused: {e}"))
+}
+
+/// What a first answer says about the file: a validator (a strong ETag, else Last-Modified) that
+/// a resume must match, and the length.
+pub fn file_identity(response: &ureq::Response) -> (Option<String>, Option<u64>) {
+    let validator = response
+        .header("ETag")
+        .filter(|tag| !tag.starts_with("W/"))
+        .or_else(|| response.header("Last-Modified"))
+        .map(str::to_string);
+    let length = response
+        .header("Content-Length")
+        .and_then(|l| l.parse().ok());
+    (validator, length)
+}
+
+/// Whether an answer to `Range: bytes=OFFSET-` continues the same file at `offset`.
+pub fn continues_at(response: &ureq::Response, offset: u64) -> bool {
+    let expected = format!("bytes {offset}-");
+    response.status() == 206
+        && response
+            .header("Content-Range")
+            .is_some_and(|r| r.starts_with(&expected))
 }
 
 /// Only http and https URLs with a host reach the HTTP library.
@@ -287,14 +311,7 @@ impl Download {
     /// anything else happens.
     pub fn start(client: &Client, url: &str, cancel: Option<Arc<CancelToken>>) -> Result<Download> {
         let (url, response) = client.get(url, &[], None)?;
-        let validator = response
-            .header("ETag")
-            .filter(|tag| !tag.starts_with("W/"))
-            .or_else(|| response.header("Last-Modified"))
-            .map(str::to_string);
-        let length = response
-            .header("Content-Length")
-            .and_then(|l| l.parse().ok());
+        let (validator, length) = file_identity(&response);
         let cancel = cancel.unwrap_or_default();
         let transfer = Transfer {
             client: client.clone(),
@@ -499,12 +516,7 @@ impl Transfer {
                 }
                 Err(Failure::Refused(e)) => return Err(failed(e)),
             };
-            let expected = format!("bytes {}-", self.offset);
-            let ranged = response.status() == 206
-                && response
-                    .header("Content-Range")
-                    .is_some_and(|r| r.starts_with(&expected));
-            if !ranged {
+            if !continues_at(&response, self.offset) {
                 return Err(failed(format!(
                     "{} changed on the server during the download (or the server ignores Range); start again",
                     self.url

@@ -290,6 +290,7 @@ fn write_and_verify<R: Read>(
                 .file
                 .set_len(component.size)
                 .map_err(UpdaterError::io(format!("truncating slot {}", target.name)))?;
+            crate::fault::point("truncate slot");
         }
         readback::make_durable(&target.file, &target.name)?;
     }

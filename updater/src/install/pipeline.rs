@@ -56,6 +56,7 @@ pub fn stream<R: Read>(
                     .file
                     .write_all_at(chunk.data(), chunk.offset())
                     .map_err(UpdaterError::io(format!("writing slot {}", target.name)))?;
+                crate::fault::point("write slot chunk");
                 progress.advance(chunk.data().len() as u64);
                 // The reader may have stopped already; then the buffer is simply dropped.
                 let _ = pool_tx.send(chunk.into_buffer());

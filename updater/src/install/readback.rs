@@ -17,6 +17,7 @@ use crate::progress::Progress;
 pub fn make_durable(file: &File, name: &str) -> Result<()> {
     file.sync_all()
         .map_err(UpdaterError::io(format!("syncing slot {name}")))?;
+    crate::fault::point("fsync slot");
     // Not every file supports the advice (pipes, some character devices); the fsync is what counts.
     let _ = posix_fadvise(
         file.as_raw_fd(),
