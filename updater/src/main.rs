@@ -9,6 +9,7 @@ use tracing_subscriber::prelude::*;
 use clap::{Parser, Subcommand};
 use updater::assess::{boot_check, mark, reboot as reboot_now, Mark};
 use updater::daemon;
+use updater::display::escaped;
 use updater::error::EXIT_UNHEALTHY;
 use updater::firmware::sync::{status as firmware_status, sync as firmware_sync, Outcome};
 use updater::firmware::{flash, Parity, Target};
@@ -216,7 +217,8 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("updater: error: {err}");
+            // One line, whatever names from outside the message carries.
+            eprintln!("updater: error: {}", escaped(&err.to_string()));
             ExitCode::from(err.exit_code())
         }
     }
@@ -391,7 +393,11 @@ fn choose_from_dir(
 ) -> Result<String, UpdaterError> {
     let choice = from_dir::choose(config, dir, allow_downgrade)?;
     for (path, why) in &choice.skipped {
-        eprintln!("updater: skipped {}: {why}", path.display());
+        eprintln!(
+            "updater: skipped {}: {}",
+            escaped(&path.display().to_string()),
+            escaped(why)
+        );
     }
     let (path, version) = choice.chosen.ok_or_else(|| {
         UpdaterError::Refused(format!(
@@ -399,7 +405,10 @@ fn choose_from_dir(
             dir.display()
         ))
     })?;
-    eprintln!("updater: chose {} ({version})", path.display());
+    eprintln!(
+        "updater: chose {} ({version})",
+        escaped(&path.display().to_string())
+    );
     Ok(path.to_string_lossy().into_owned())
 }
 

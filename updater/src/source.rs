@@ -23,7 +23,7 @@ pub fn open(source: &str, http: &HttpSettings, cancel: Option<Arc<CancelToken>>)
         return Ok(Box::new(BufReader::with_capacity(BUFFER, download)));
     }
     let file = File::open(source).map_err(|e| UpdaterError::Io {
-        context: format!("opening bundle {}", crate::display::escaped(source)),
+        context: format!("opening bundle {source}"),
         source: e,
     })?;
     Ok(Box::new(BufReader::with_capacity(BUFFER, file)))

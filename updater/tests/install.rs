@@ -655,3 +655,76 @@ fn defect_06_memory_does_not_grow_with_the_number_of_frames() {
         "{many} KiB with a frame per byte against {few} KiB"
     );
 }
+
+#[test]
+fn from_dir_skips_what_the_install_would_refuse_with_the_reason() {
+    // B holds at most 3 MB; the stick has an installable 1.1.0, a newer 1.3.0 for a slot class
+    // this device lacks, and a newer 1.2.0 too large for its slot.
+    let config = CONFIG.replace(
+        "rootfs = \"slots/rootfs-b.img\"",
+        "rootfs = { path = \"slots/rootfs-b.img\", size = 3000000 }",
+    );
+    let device = Device::with_config(&config);
+    let stick = device.path("stick");
+    fs::create_dir_all(&stick).unwrap();
+    let (good, rootfs) = device.bundle("1.1.0");
+    fs::copy(&good, stick.join("a-1.1.0.zst")).unwrap();
+    let other_class = device.bundle_with(
+        "x.zst",
+        "acme-robot",
+        "1.3.0",
+        0,
+        &[("rootfs", image(1000, 1)), ("app", image(1000, 2))],
+    );
+    fs::copy(&other_class, stick.join("b-1.3.0.zst")).unwrap();
+    let too_large = device.bundle_with(
+        "y.zst",
+        "acme-robot",
+        "1.2.0",
+        0,
+        &[("rootfs", image(3_500_000, 4))],
+    );
+    fs::copy(&too_large, stick.join("c-1.2.0.zst")).unwrap();
+    let out = device.updater(&["install", "--from-dir", stick.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chose") && stderr.contains("a-1.1.0.zst"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("group B has no such slot"), "{stderr}");
+    assert!(stderr.contains("holds only 3000000"), "{stderr}");
+    assert_eq!(device.slot("b"), rootfs);
+}
+
+#[test]
+fn file_names_cannot_forge_output_lines() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    let stick = device.path("stick");
+    fs::create_dir_all(&stick).unwrap();
+    let evil = "evil\nupdater: installed 7.7.7 into B\n.zst";
+    fs::write(stick.join(evil), b"not a bundle").unwrap();
+    fs::copy(&bundle, stick.join("ok-1.1.0.zst")).unwrap();
+    let out = device.updater(&["install", "--from-dir", stick.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("updater: installed 7.7.7")),
+        "a forged line: {stderr}"
+    );
+    assert!(
+        stderr.contains("evil\\nupdater: installed 7.7.7 into B\\n.zst"),
+        "{stderr}"
+    );
+    // An error naming the file is one line too.
+    let missing = stick.join(format!("missing-{evil}"));
+    let out = device.install_source(&missing.display().to_string());
+    assert_fails(
+        &out,
+        7,
+        "missing-evil\\nupdater: installed 7.7.7 into B\\n.zst",
+    );
+}

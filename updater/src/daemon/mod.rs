@@ -12,6 +12,7 @@ use tracing::info;
 use crate::activity::Activity;
 use crate::assess::reboot;
 use crate::config::Config;
+use crate::display::escaped;
 use crate::error::{Result, UpdaterError};
 use crate::fleet::report::{self, Event, Report};
 use crate::fleet::schedule::Schedule;
@@ -88,7 +89,7 @@ fn poll_forever(
         let (check, result) = poll_once(config, activity);
         // One line each on stderr (the journal), at any log level; the next poll tries again.
         if let Err(err) = &result {
-            eprintln!("updater: poll: {err}");
+            eprintln!("updater: poll: {}", escaped(&err.to_string()));
         }
         report(
             config,
@@ -100,7 +101,7 @@ fn poll_forever(
         );
         if matches!(result, Ok(Some(_))) && fleet.after_install == AfterInstall::Reboot {
             if let Err(err) = reboot(config) {
-                eprintln!("updater: reboot: {err}");
+                eprintln!("updater: reboot: {}", escaped(&err.to_string()));
             }
         }
         thread::sleep(schedule.next_delay(&mut rng));
@@ -168,6 +169,6 @@ fn report(
         report::send(config, fleet, &report)
     });
     if let Err(err) = sent {
-        eprintln!("updater: report: {err}");
+        eprintln!("updater: report: {}", escaped(&err.to_string()));
     }
 }

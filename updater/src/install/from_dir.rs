@@ -1,12 +1,14 @@
 //! `install --from-dir`: a USB stick or a service laptop's share holds bundles for many devices and
-//! versions; the newest one this device accepts is chosen by the same checks an install makes.
+//! versions; the newest one this device accepts is chosen by the same checks an install makes
+//! (signature, compatibility, version policy, slot classes, capacity), so the choice never falls
+//! on a bundle the install would then refuse.
 use std::fs::{self, File};
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use bundle::{BundleReader, Keyring};
 
-use super::Policy;
+use super::{check_target, choose_target, resolve_group, Policy};
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::state::StateDir;
@@ -22,11 +24,14 @@ pub struct Choice {
 pub fn choose(config: &Config, dir: &Path, allow_downgrade: bool) -> Result<Choice> {
     let keyring = Keyring::load(&config.keyring).map_err(UpdaterError::Keyring)?;
     let state = StateDir::open_read_only(&config.state_dir).load()?;
+    let booted = config.booted_group()?;
     let policy = Policy {
         compatible: &config.compatible,
-        booted: config.booted_group()?,
+        booted,
         allow_downgrade,
     };
+    let target = choose_target(booted, None)?;
+    let slots = resolve_group(config, target)?;
     let mut paths: Vec<PathBuf> = fs::read_dir(dir)
         .map_err(UpdaterError::io(format!("reading {}", dir.display())))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -41,6 +46,7 @@ pub fn choose(config: &Config, dir: &Path, allow_downgrade: bool) -> Result<Choi
             .and_then(|f| Ok(BundleReader::open(BufReader::new(f), &keyring)?))
             .and_then(|reader| {
                 policy.check(reader.manifest(), &state)?;
+                check_target(config, reader.manifest(), target, &slots)?;
                 Ok(reader.manifest().version.clone())
             });
         match verdict {

@@ -106,12 +106,7 @@ pub fn install(
         allow_downgrade: options.allow_downgrade,
     }
     .check(&manifest, &state)?;
-    let infos = slots
-        .values()
-        .map(Slot::inspect)
-        .collect::<Result<Vec<_>>>()?;
-    policy::check_slots(&manifest, target, &slots, &infos)?;
-    check_not_shared(config, target, &infos)?;
+    check_target(config, &manifest, target, &slots)?;
 
     // Firmware is kept per group in the state folder, written and verified like a slot.
     let firmware_dir = firmware_store::group_dir(&config.state_dir, target);
@@ -217,6 +212,23 @@ pub fn install(
     })
 }
 
+/// Whether `manifest` may be written into `target`, whose slots are `slots`: every slot class
+/// present and covered, every image fits, no slot is another group's storage. Decided before
+/// anything is written, by the install and by `--from-dir`'s choice alike.
+pub(crate) fn check_target(
+    config: &Config,
+    manifest: &Manifest,
+    target: Group,
+    slots: &BTreeMap<String, Slot>,
+) -> Result<()> {
+    let infos = slots
+        .values()
+        .map(Slot::inspect)
+        .collect::<Result<Vec<_>>>()?;
+    policy::check_slots(manifest, target, slots, &infos)?;
+    check_not_shared(config, target, &infos)
+}
+
 /// The group's slots with their devices found (GPT labels and GUIDs looked up).
 pub fn resolve_group(config: &Config, group: Group) -> Result<BTreeMap<String, Slot>> {
     let specs = config
@@ -229,7 +241,7 @@ pub fn resolve_group(config: &Config, group: Group) -> Result<BTreeMap<String, S
         .collect()
 }
 
-fn choose_target(booted: Group, requested: Option<Group>) -> Result<Group> {
+pub(crate) fn choose_target(booted: Group, requested: Option<Group>) -> Result<Group> {
     match requested {
         Some(group) if group == booted => Err(UpdaterError::Refused(format!(
             "group {group} is the booted group; it cannot be written while it runs"
