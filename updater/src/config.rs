@@ -107,6 +107,33 @@ struct RawHttp {
     stall_time: Option<f64>,
 }
 
+/// Two slots named by path that are one file, even one not created yet (`a.img`, `./a.img`,
+/// `x/../a.img`, a link to it): an install into one would overwrite the other.
+fn refuse_shared_paths(slots: &BTreeMap<Group, GroupSlots>) -> Result<(), String> {
+    let mut seen: Vec<(PathBuf, String)> = Vec::new();
+    for (group, specs) in slots {
+        for (class, spec) in specs {
+            let SlotSource::Path(path) = &spec.source else {
+                continue;
+            };
+            // A location that cannot be worked out yet (missing folder, dangling link) is refused
+            // by the install that would write it.
+            let Ok(location) = crate::slots::location_of(path) else {
+                continue;
+            };
+            let name = format!("slots.{group}.{class}");
+            if let Some((_, other)) = seen.iter().find(|(l, _)| *l == location) {
+                return Err(format!(
+                    "{name} and {other} are the same file {}",
+                    location.display()
+                ));
+            }
+            seen.push((location, name));
+        }
+    }
+    Ok(())
+}
+
 impl RawHttp {
     fn settings(self, resolve: &impl Fn(&Path) -> PathBuf) -> Result<HttpSettings, String> {
         let defaults = HttpSettings::default();
@@ -358,6 +385,7 @@ impl Config {
         if classes_a != classes_b {
             return Err(bad("groups A and B must hold the same slot classes".into()));
         }
+        refuse_shared_paths(&slots).map_err(bad)?;
 
         let boot_check = boot_check_config(raw.boot_check).map_err(bad)?;
         let keyring = resolve(&raw.keyring);

@@ -117,7 +117,7 @@ pub struct SlotInfo {
 
 impl Slot {
     pub fn inspect(&self) -> Result<SlotInfo> {
-        let location = self.location()?;
+        let location = location_of(&self.path)?;
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -154,38 +154,40 @@ impl Slot {
             })
         }
     }
+}
 
-    /// Where the slot's storage is, links resolved. A link whose target does not exist is
-    /// refused: writing through it would create a file wherever it points, perhaps inside the
-    /// running group.
-    fn location(&self) -> Result<PathBuf> {
-        let io = |e| UpdaterError::io(format!("slot {}", self.path.display()))(e);
-        match fs::canonicalize(&self.path) {
-            Ok(path) => return Ok(path),
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-            Err(_) => {}
-        }
-        if let Ok(target) = fs::read_link(&self.path) {
-            return Err(UpdaterError::Incompatible(format!(
-                "slot {} is a link to {}, which does not exist",
-                self.path.display(),
-                target.display()
-            )));
-        }
-        let (Some(parent), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return Err(UpdaterError::Incompatible(format!(
-                "slot {} names no file",
-                self.path.display()
-            )));
-        };
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        Ok(fs::canonicalize(parent).map_err(io)?.join(name))
+/// Where the storage at `path` is, links resolved; for a file not created yet, its folder's
+/// resolved path and its name. A link to nothing is refused: writing through it would create a
+/// file wherever it points, perhaps inside the running group.
+pub(crate) fn location_of(path: &Path) -> Result<PathBuf> {
+    let io = |e| UpdaterError::io(format!("slot {}", path.display()))(e);
+    match fs::canonicalize(path) {
+        Ok(path) => return Ok(path),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
     }
+    if let Ok(target) = fs::read_link(path) {
+        return Err(UpdaterError::Incompatible(format!(
+            "slot {} is a link to {}, which does not exist",
+            path.display(),
+            target.display()
+        )));
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(UpdaterError::Incompatible(format!(
+            "slot {} names no file",
+            path.display()
+        )));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    Ok(fs::canonicalize(parent).map_err(io)?.join(name))
+}
 
+impl Slot {
     /// Opens for writing without truncating: nothing changes until the first chunk is written.
     pub fn open_for_write(&self) -> Result<File> {
         OpenOptions::new()
