@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::assess::{Check, CheckKind};
+use crate::assess::{Check, CheckKind, Scope};
 use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
 use crate::fleet::http::HttpSettings;
@@ -176,6 +176,8 @@ struct RawCheck {
     timeout: Option<f64>,
     /// Seconds during which failed attempts are retried.
     retry_for: Option<f64>,
+    /// "group" (default): a failure marks the booted group bad; "shared": only reported.
+    scope: Option<Scope>,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +254,7 @@ fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCheckConfig, 
         checks.push(Check {
             timeout: seconds(&c.name, c.timeout, 10.0)?,
             retry_for: seconds(&c.name, c.retry_for, 0.0)?,
+            scope: c.scope.unwrap_or(Scope::Group),
             name: c.name,
             kind,
         });
@@ -396,6 +399,7 @@ impl Config {
         let block_devices = BlockDevices {
             sysfs: raw.sysfs_root.map_or(defaults.sysfs, |p| resolve(&p)),
             dev: raw.dev_root.map_or(defaults.dev, |p| resolve(&p)),
+            root: defaults.root,
         };
         Ok(Config {
             block_devices,

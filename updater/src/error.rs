@@ -43,6 +43,9 @@ pub enum UpdaterError {
     Bootloader(String),
     #[error("slot not found: {0}")]
     SlotNotFound(String),
+    /// More than one partition answers to a slot's name: another disk carries it too.
+    #[error("slot ambiguous: {0}")]
+    AmbiguousSlot(String),
     #[error("cannot tell which group is booted: {0}")]
     UnknownBootedGroup(String),
     #[error("refused: {0}")]
@@ -65,7 +68,8 @@ impl UpdaterError {
             UpdaterError::Config { .. }
             | UpdaterError::Keyring(_)
             | UpdaterError::UnknownBootedGroup(_)
-            | UpdaterError::SlotNotFound(_) => EXIT_CONFIG,
+            | UpdaterError::SlotNotFound(_)
+            | UpdaterError::AmbiguousSlot(_) => EXIT_CONFIG,
             UpdaterError::Bundle(e) => e.class().exit_code(),
             UpdaterError::Incompatible(_) => EXIT_INCOMPATIBLE,
             UpdaterError::Io { .. } | UpdaterError::ReadBack { .. } => EXIT_IO,

@@ -356,12 +356,12 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
                     report.booted
                 );
             }
-            if report.failures.is_empty() {
+            for failure in &report.failures {
+                eprintln!("updater: boot-check: {}", escaped(&failure.to_string()));
+            }
+            if report.confirmed() {
                 println!("boot-check passed: group {} is good", report.booted);
             } else {
-                for failure in &report.failures {
-                    eprintln!("updater: boot-check: {failure}");
-                }
                 let reboot = report.reboot && !no_reboot;
                 let action = if reboot { "rebooting" } else { "not rebooting" };
                 eprintln!(

@@ -19,6 +19,8 @@ pub struct Check {
     pub timeout: Duration,
     /// Keep retrying failed attempts until this much time has passed since the first one.
     pub retry_for: Duration,
+    /// Whether a failure is the booted group's own (marks it bad) or shared (reported only).
+    pub scope: super::Scope,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +111,7 @@ mod tests {
             kind,
             timeout: Duration::from_millis(timeout_ms),
             retry_for: Duration::ZERO,
+            scope: super::super::Scope::Group,
         }
     }
 

@@ -17,6 +17,53 @@ use crate::progress::{Progress, Style};
 use crate::slots::Group;
 use crate::state::{now, InstallResult, State, StateDir};
 
+/// Whose problem a failed check is (docs/boot-flow.md). Only the booted group's own problems mark
+/// it bad: falling back fixes those, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The booted group's root filesystem, updater, application or firmware.
+    Group,
+    /// What both groups share: the data partition, the boot environment, another disk, the
+    /// network.
+    Shared,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub scope: Scope,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn group(message: impl Into<String>) -> Self {
+        Failure {
+            scope: Scope::Group,
+            message: message.into(),
+        }
+    }
+
+    pub fn shared(message: impl Into<String>) -> Self {
+        Failure {
+            scope: Scope::Shared,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.scope {
+            Scope::Group => f.write_str(&self.message),
+            Scope::Shared => write!(
+                f,
+                "{} (shared by both groups; not a reason to fall back)",
+                self.message
+            ),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
     /// `force`: even a group whose last install did not complete.
@@ -80,7 +127,8 @@ fn apply_mark(
 #[derive(Debug, Clone)]
 pub struct BootCheckReport {
     pub booted: Group,
-    pub failures: Vec<String>,
+    /// Every failure; the group was confirmed when none of them is the group's own.
+    pub failures: Vec<Failure>,
     /// Set when this boot is a fallback from a group that was installed and never confirmed.
     pub rolled_back_from: Option<Group>,
     pub reboot: bool,
@@ -103,21 +151,29 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
 
     let rolled_back_from = detect_fallback(&boot, &mut state, booted);
 
-    let mut failures = self_test::run(config, &mut bootloader, &boot, &store);
+    let mut failures = self_test::run(config, booted, &mut bootloader, &boot, &store);
     // The microcontrollers must run this group's firmware before the system counts as healthy.
     let quiet = Progress::new(Style::Quiet);
     if let Err(e) = crate::firmware::sync::sync(config, &store, &mut state, &quiet) {
-        failures.push(e.to_string());
+        failures.push(Failure::group(e.to_string()));
     }
     for check in &config.boot_check.checks {
         if let Err(why) = check.run(&config.http) {
-            failures.push(format!("check '{}': {why}", check.name));
+            failures.push(Failure {
+                scope: check.scope,
+                message: format!("check '{}': {why}", check.name),
+            });
         }
     }
 
-    let confirmed = failures.is_empty();
+    let own: Vec<&Failure> = failures
+        .iter()
+        .filter(|f| f.scope == Scope::Group)
+        .collect();
+    let confirmed = own.is_empty();
+    let before = boot.clone();
     if booted != Group::R {
-        let why = (!confirmed).then(|| failures.join("; "));
+        let why = (!confirmed).then(|| join(&own));
         let mark = if confirmed {
             Mark::Good { force: true }
         } else {
@@ -126,13 +182,29 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
         if confirmed || config.boot_check.on_failure == OnFailure::Fallback {
             apply_mark(config, &mut boot, &mut state, booted, mark, why);
         }
-        settle_last_install(&mut state, booted, confirmed, &failures);
+        settle_last_install(&mut state, booted, confirmed, &own);
     }
-    // A bootloader that cannot be written is one of the failures already; still record them.
-    if let Err(e) = bootloader.store(&boot) {
-        failures.push(format!("storing the boot state: {e}"));
+    let shared: Vec<&Failure> = failures
+        .iter()
+        .filter(|f| f.scope == Scope::Shared)
+        .collect();
+    if !shared.is_empty() {
+        state.record("boot-check-warning", booted, None, Some(join(&shared)));
     }
-    store.save(&state)?;
+    // The record that explains a change goes first: a group is never marked bad without it. A
+    // healthy group is still confirmed when its record cannot be written (a full data partition
+    // must not make a good group fall back).
+    if let Err(e) = store.save(&state) {
+        failures.push(Failure::shared(format!("recording the boot-check: {e}")));
+        if !confirmed {
+            boot = before.clone();
+        }
+    }
+    if boot != before {
+        if let Err(e) = bootloader.store(&boot) {
+            failures.push(Failure::shared(format!("storing the boot state: {e}")));
+        }
+    }
 
     let reboot =
         !confirmed && booted != Group::R && config.boot_check.on_failure != OnFailure::Report;
@@ -143,6 +215,21 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
         rolled_back_from,
         reboot,
     })
+}
+
+impl BootCheckReport {
+    /// No failure of the group's own: it was marked good (shared failures are only reported).
+    pub fn confirmed(&self) -> bool {
+        self.failures.iter().all(|f| f.scope == Scope::Shared)
+    }
+}
+
+fn join(failures: &[&Failure]) -> String {
+    failures
+        .iter()
+        .map(|f| f.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// We booted `booted` although another group was first in line and has now spent its attempts
@@ -178,7 +265,7 @@ fn detect_fallback(boot: &BootState, state: &mut State, booted: Group) -> Option
     Some(target)
 }
 
-fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failures: &[String]) {
+fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failures: &[&Failure]) {
     let Some(last) = state.last_install.as_mut() else {
         return;
     };
@@ -190,7 +277,7 @@ fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failur
         last.result = InstallResult::Confirmed;
     } else {
         last.result = InstallResult::Unhealthy;
-        last.error = Some(format!("boot-check failed: {}", failures.join("; ")));
+        last.error = Some(format!("boot-check failed: {}", join(failures)));
     }
 }
 

@@ -1,6 +1,11 @@
 //! Finds a GPT partition by label or unique GUID without udev: the kernel lists every partition
 //! in /sys/class/block with its number and GPT name (uevent: DEVNAME, PARTN, PARTNAME); the GUID
 //! comes from the disk's own partition table (the `gpt` crate).
+//!
+//! A USB stick or SD card may carry a partition with the same name (a factory image, say). When a
+//! name or GUID matches on several disks, the one on the disk the running root file system lives
+//! on is taken: the kernel tells which that is (the device number of `/`, looked up in
+//! /sys/dev/block).
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +16,8 @@ use crate::error::{Result, UpdaterError};
 pub struct BlockDevices {
     pub sysfs: PathBuf,
     pub dev: PathBuf,
+    /// The running root file system, whose disk wins when a name matches on several disks.
+    pub root: PathBuf,
 }
 
 impl Default for BlockDevices {
@@ -18,6 +25,7 @@ impl Default for BlockDevices {
         BlockDevices {
             sysfs: "/sys".into(),
             dev: "/dev".into(),
+            root: "/".into(),
         }
     }
 }
@@ -60,12 +68,30 @@ impl BlockDevices {
         self.exactly_one(found, &format!("with PARTUUID {uuid}"))
     }
 
-    fn exactly_one(&self, found: Vec<Partition>, what: &str) -> Result<PathBuf> {
+    fn exactly_one(&self, mut found: Vec<Partition>, what: &str) -> Result<PathBuf> {
+        if found.len() > 1 {
+            if let Some(root_disk) = self.root_disk() {
+                let on_root: Vec<Partition> = found
+                    .iter()
+                    .filter(|p| p.disk == root_disk)
+                    .cloned()
+                    .collect();
+                if on_root.len() == 1 {
+                    tracing::info!(
+                        what,
+                        disk = %root_disk,
+                        others = found.len() - 1,
+                        "partition taken from the disk of the running root"
+                    );
+                    found = on_root;
+                }
+            }
+        }
         let paths: Vec<PathBuf> = found.iter().map(|p| self.dev.join(&p.devname)).collect();
         match &paths[..] {
             [one] => Ok(one.clone()),
             [] => Err(UpdaterError::SlotNotFound(format!("no partition {what}"))),
-            many => Err(UpdaterError::SlotNotFound(format!(
+            many => Err(UpdaterError::AmbiguousSlot(format!(
                 "{} partitions {what}: {}",
                 many.len(),
                 many.iter()
@@ -74,6 +100,20 @@ impl BlockDevices {
                     .join(", ")
             ))),
         }
+    }
+
+    /// The disk holding the running root file system, when the kernel says: `/` is on a partition
+    /// (or a whole disk) listed in /sys/dev/block. Not known for a root on tmpfs, overlay or
+    /// device-mapper.
+    fn root_disk(&self) -> Option<String> {
+        let st = nix::sys::stat::stat(&self.root).ok()?;
+        #[allow(clippy::unnecessary_cast)] // dev_t is u64 here, not everywhere
+        let dev = st.st_dev as u64;
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        let node = fs::canonicalize(self.sysfs.join(format!("dev/block/{major}:{minor}"))).ok()?;
+        let is_partition = node.join("partition").exists();
+        let disk = if is_partition { node.parent()? } else { &node };
+        disk.file_name().map(|n| n.to_string_lossy().into_owned())
     }
 
     fn partitions(&self) -> Result<Vec<Partition>> {
@@ -188,6 +228,7 @@ mod tests {
             for (n, label) in parts {
                 let part = disk_dir.join(format!("{disk}{n}"));
                 fs::create_dir_all(&part).unwrap();
+                fs::write(part.join("partition"), format!("{n}\n")).unwrap();
                 fs::write(
                     part.join("uevent"),
                     format!("DEVNAME={disk}{n}\nDEVTYPE=partition\nPARTN={n}\nPARTNAME={label}\n"),
@@ -196,8 +237,37 @@ mod tests {
                 symlink(&part, sys.join("class/block").join(format!("{disk}{n}"))).unwrap();
             }
         }
-        let devices = BlockDevices { sysfs: sys, dev };
+        let devices = BlockDevices {
+            sysfs: sys,
+            dev,
+            root: "/".into(),
+        };
         (dir, devices)
+    }
+
+    /// Makes the stand-in say that the running root (this machine's `/`) is on `partition`.
+    pub(crate) fn root_on(devices: &BlockDevices, partition: &str) {
+        let st = nix::sys::stat::stat("/").unwrap();
+        #[allow(clippy::unnecessary_cast)]
+        let dev = st.st_dev as u64;
+        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+        let block = devices.sysfs.join("dev/block");
+        fs::create_dir_all(&block).unwrap();
+        let target = fs::canonicalize(devices.sysfs.join("class/block").join(partition)).unwrap();
+        symlink(target, block.join(format!("{major}:{minor}"))).unwrap();
+    }
+
+    #[test]
+    fn a_second_disk_with_the_same_label_defers_to_the_disk_of_the_running_root() {
+        // A USB stick (vdb) carries a partition labelled rootB too; the root runs from vda1.
+        let (_dir, d) = devices("rootB");
+        root_on(&d, "vda1");
+        assert_eq!(d.by_label("rootB").unwrap(), d.dev.join("vda2"));
+        assert_eq!(d.by_label("rootA").unwrap(), d.dev.join("vda1"));
+        // Running from the stick itself, vdb1 is the one.
+        let (_dir, d) = devices("rootB");
+        root_on(&d, "vdb1");
+        assert_eq!(d.by_label("rootB").unwrap(), d.dev.join("vdb1"));
     }
 
     #[test]
