@@ -70,7 +70,10 @@ impl FirmwareTarget {
         };
         match self.protocol.as_str() {
             "stm32-serial" => {
-                need(self.port.is_some(), "port")?;
+                need(
+                    self.port.as_deref().is_some_and(|p| !p.trim().is_empty()),
+                    "port",
+                )?;
                 need(self.address.is_some(), "address")?;
                 match self.parity.as_deref() {
                     None | Some("even") | Some("none") => Ok(()),
@@ -406,6 +409,11 @@ mod tests {
         assert!(firmware(Some(target("jtag")), Some("1"))
             .unwrap_err()
             .contains("unknown firmware protocol 'jtag'"));
+        let mut no_port = target("stm32-serial");
+        no_port.port = Some(" ".into());
+        assert!(firmware(Some(no_port), Some("1"))
+            .unwrap_err()
+            .contains("protocol stm32-serial needs port"));
         let mut bad_parity = target("stm32-serial");
         bad_parity.parity = Some("odd".into());
         assert!(firmware(Some(bad_parity), Some("1"))

@@ -213,7 +213,11 @@ pub unsafe extern "C" fn abu_install(
     progress: AbuProgressFn,
     user: *mut c_void,
 ) -> i32 {
-    let (Some(h), Some(source)) = (handle_ref(handle), str_arg(source, "source")) else {
+    // The handle first: the error names the first argument that is wrong.
+    let Some(h) = handle_ref(handle) else {
+        return ABU_EINVAL;
+    };
+    let Some(source) = str_arg(source, "source") else {
         return ABU_EINVAL;
     };
     let also: Option<Observer> = progress.map(|callback| {

@@ -270,6 +270,21 @@ fn firmware_flash_failures_are_one_line_with_their_exit_code() {
         12,
         "/nonexistent/tty",
     );
+    // A missing port is said plainly, not as a parity problem first.
+    let out = updater_cli(&[
+        "firmware",
+        "flash",
+        "--protocol",
+        "stm32-serial",
+        "--port",
+        "/nonexistent/tty",
+        "--address",
+        "0",
+        image_arg,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("parity"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     check(
         updater_cli(&[
             "firmware",

@@ -48,6 +48,9 @@ int main(int argc, char **argv) {
   EXPECT(abu_install(h, "/nonexistent/bundle.zst", NULL, NULL) == 7);
   EXPECT(strstr(abu_last_error(), "opening bundle /nonexistent/bundle.zst") != NULL);
   EXPECT(abu_install(h, NULL, NULL, NULL) == ABU_EINVAL);
+  EXPECT(strstr(abu_last_error(), "source is NULL") != NULL);
+  EXPECT(abu_install(NULL, NULL, NULL, NULL) == ABU_EINVAL);
+  EXPECT(strstr(abu_last_error(), "handle is NULL") != NULL);
 
   struct seen seen = {0, 0};
   int rc = abu_install(h, bundle, on_progress, &seen);

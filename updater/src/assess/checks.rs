@@ -146,6 +146,45 @@ mod tests {
             .starts_with("cannot run /nonexistent"));
     }
 
+    /// Whether a process whose command line is exactly `cmdline` still runs a moment later (a
+    /// SIGKILL takes effect asynchronously).
+    fn running(cmdline: &str) -> bool {
+        let alive = || {
+            std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+                std::fs::read(p.path().join("cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while alive() {
+            if Instant::now() > deadline {
+                return true;
+            }
+            sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    #[test]
+    fn a_check_leaves_no_process_behind_on_timeout_or_success() {
+        // Odd durations name these sleeps among whatever else runs.
+        let started = Instant::now();
+        let err = check(argv(&["sh", "-c", "sleep 123.25 & sleep 124.25"]), 1000)
+            .run(&HttpSettings::default())
+            .unwrap_err();
+        assert!(err.contains("did not finish within 1 s"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(!running("sleep 123.25") && !running("sleep 124.25"));
+        assert_eq!(
+            check(argv(&["sh", "-c", "sleep 125.25 & true"]), 5000).run(&HttpSettings::default()),
+            Ok(())
+        );
+        assert!(
+            !running("sleep 125.25"),
+            "what a passing check started lives on"
+        );
+    }
+
     /// Serves the given statuses, one connection each, on a loopback port.
     fn server(statuses: Vec<u16>) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -44,6 +44,8 @@ pub fn open_serial(
             }
             Ok(port)
         }
+        // A port that is not there is not a parity problem: say so plainly.
+        Err(e) if e.kind() == serialport::ErrorKind::Io(std::io::ErrorKind::NotFound) => Err(e),
         Err(e) if wanted != serialport::Parity::None => {
             tracing::warn!(path, %e, "cannot set parity; going on without it");
             builder.parity(serialport::Parity::None).open()
