@@ -460,4 +460,7 @@ fn print_status(s: &Status) {
             last.time
         );
     }
+    for warning in &s.warnings {
+        println!("warning (shared by both groups): {}", escaped(warning));
+    }
 }

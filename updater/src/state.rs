@@ -32,6 +32,10 @@ pub struct State {
     /// The highest release index serial seen, by "channel/compatible": an older index is refused.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub index_serials: BTreeMap<String, u64>,
+    /// Problems the last boot-check found in what both groups share (docs/boot-flow.md): reported
+    /// here, never a reason to mark a group bad.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// What was last flashed and verified on each microcontroller, by firmware name.
     #[serde(default)]
     pub firmware: crate::firmware::sync::FlashedMap,

@@ -18,6 +18,8 @@ pub struct Status {
     pub security_floor: u64,
     pub last_install: Option<InstallRecord>,
     pub bootloader: String,
+    /// What the last boot-check found wrong in what both groups share.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -78,5 +80,6 @@ pub fn status(config: &Config) -> Result<Status> {
         security_floor: state.security_floor,
         last_install: state.last_install,
         bootloader: bootloader.describe(),
+        warnings: state.warnings,
     })
 }

@@ -109,6 +109,12 @@ fn a_stick_labelled_like_a_slot_does_not_send_a_healthy_device_to_recovery() {
         assert!(!env.contains("B_LEFT=2"), "{stick}: {env}");
         let status = device.status();
         assert_eq!(status["next"], "A", "{stick}");
+        assert!(
+            status["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("partitions labelled")),
+            "{status}"
+        );
 
         // The kernel says the root is on vda1: the boot disk's partitions win, nothing to report.
         let device = labelled_device();

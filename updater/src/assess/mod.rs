@@ -191,6 +191,7 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     if !shared.is_empty() {
         state.record("boot-check-warning", booted, None, Some(join(&shared)));
     }
+    state.warnings = shared.iter().map(|f| f.message.clone()).collect();
     // The record that explains a change goes first: a group is never marked bad without it. A
     // healthy group is still confirmed when its record cannot be written (a full data partition
     // must not make a good group fall back).
