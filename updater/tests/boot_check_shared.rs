@@ -3,66 +3,31 @@
 //! good: these are the cases where a healthy device used to end up in recovery.
 mod common;
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
 use common::device::{Device, CONFIG};
+use updater::slots::{stand_in, BlockDevices};
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A stand-in for /sys and /dev with the boot disk vda (vda1 rootA, vda2 rootB) and a USB stick
-/// vdb whose partition 1 is labelled `stick_label`.
-fn block_devices(root: &Path, stick_label: &str) {
-    let sys = root.join("fake-sys");
-    let dev = root.join("fake-dev");
-    fs::create_dir_all(sys.join("class/block")).unwrap();
-    fs::create_dir_all(&dev).unwrap();
-    for (disk, parts) in [
-        ("vda", vec![(1, "rootA"), (2, "rootB")]),
-        ("vdb", vec![(1, stick_label)]),
-    ] {
-        let disk_dir = sys.join("devices/virtual/block").join(disk);
-        fs::create_dir_all(&disk_dir).unwrap();
-        fs::write(
-            disk_dir.join("uevent"),
-            format!("DEVNAME={disk}\nDEVTYPE=disk\n"),
-        )
-        .unwrap();
-        for (n, label) in parts {
-            let name = format!("{disk}{n}");
-            let part = disk_dir.join(&name);
-            fs::create_dir_all(&part).unwrap();
-            fs::write(part.join("partition"), format!("{n}\n")).unwrap();
-            fs::write(
-                part.join("uevent"),
-                format!("DEVNAME={name}\nDEVTYPE=partition\nPARTN={n}\nPARTNAME={label}\n"),
-            )
-            .unwrap();
-            symlink(&part, sys.join("class/block").join(&name)).unwrap();
-            fs::write(dev.join(&name), format!("{label} on {disk}")).unwrap();
-        }
-    }
-}
-
-/// Makes the stand-in say the running root (this machine's `/`) is on `partition`, as the kernel
-/// says it in /sys/dev/block.
-fn root_on(root: &Path, partition: &str) {
-    let st = nix::sys::stat::stat("/").unwrap();
-    #[allow(clippy::unnecessary_cast)]
-    let dev = st.st_dev as u64;
-    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-    let block = root.join("fake-sys/dev/block");
-    fs::create_dir_all(&block).unwrap();
-    let target = fs::canonicalize(root.join("fake-sys/class/block").join(partition)).unwrap();
-    symlink(target, block.join(format!("{major}:{minor}"))).unwrap();
+/// The boot disk vda (vda1 rootA, vda2 rootB) and a USB stick vdb whose partition 1 is labelled
+/// `stick_label`, in the device's stand-in /sys and /dev.
+fn block_devices(device: &Device, stick_label: &str) -> BlockDevices {
+    stand_in::create(
+        &device.path("fake"),
+        &[
+            ("vda", &[(1, "rootA"), (2, "rootB")]),
+            ("vdb", &[(1, stick_label)]),
+        ],
+    )
 }
 
 fn labelled_device() -> Device {
     let config = format!(
-        "sysfs_root = \"fake-sys\"\ndev_root = \"fake-dev\"\n{}",
+        "sysfs_root = \"fake/sys\"\ndev_root = \"fake/dev\"\n{}",
         CONFIG
             .replace(
                 "rootfs = \"slots/rootfs-a.img\"",
@@ -93,7 +58,7 @@ fn a_stick_labelled_like_a_slot_does_not_send_a_healthy_device_to_recovery() {
         // The kernel does not say where the root is (a root on overlay, say): the ambiguity is
         // reported, and A stays good.
         let device = labelled_device();
-        block_devices(device.dir.path(), stick);
+        block_devices(&device, stick);
         let out = device.updater(&["boot-check", "--no-reboot"]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(0), "{stick}: {err}");
@@ -118,8 +83,7 @@ fn a_stick_labelled_like_a_slot_does_not_send_a_healthy_device_to_recovery() {
 
         // The kernel says the root is on vda1: the boot disk's partitions win, nothing to report.
         let device = labelled_device();
-        block_devices(device.dir.path(), stick);
-        root_on(device.dir.path(), "vda1");
+        stand_in::root_on(&block_devices(&device, stick), "vda1");
         let out = device.updater(&["boot-check", "--no-reboot"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         assert_eq!(stderr(&out), "", "{stick}");

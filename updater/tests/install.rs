@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 
 use bundle::craft::{assemble, assemble_framed, entries_of, signature_entry, RawEntry};
 use bundle::{SeekTable, SigningKey};
-use common::device::{assert_fails, assert_refused_untouched, assert_safe, image, Device, CONFIG};
+use common::device::{
+    assert_fails, assert_refused_untouched, assert_safe, image, two_slot_config, Device, CONFIG,
+};
 use serde_json::Value;
 
 #[test]
@@ -391,16 +393,7 @@ fn recovery_is_written_only_when_named_and_the_booted_group_never() {
 
 /// The example device with an `app` slot next to rootfs in A and B.
 fn two_slot_device() -> Device {
-    let config = CONFIG
-        .replace(
-            "rootfs = \"slots/rootfs-a.img\"",
-            "rootfs = \"slots/rootfs-a.img\"\napp = \"slots/app-a.img\"",
-        )
-        .replace(
-            "rootfs = \"slots/rootfs-b.img\"",
-            "rootfs = \"slots/rootfs-b.img\"\napp = \"slots/app-b.img\"",
-        );
-    Device::with_config(&config)
+    Device::with_config(&two_slot_config())
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Output;
 
 use bundle::{create_bundle, BundleInput, CreateOptions, ImageInput};
-use common::device::{image, Device, CONFIG};
+use common::device::{image, two_slot_config, Device};
 use common::run;
 use updater::bootloader;
 use updater::slots::Group;
@@ -32,15 +32,7 @@ enum Backend {
 
 impl Backend {
     fn config(self) -> String {
-        let two_slots = CONFIG
-            .replace(
-                "rootfs = \"slots/rootfs-a.img\"",
-                "rootfs = \"slots/rootfs-a.img\"\napp = \"slots/app-a.img\"",
-            )
-            .replace(
-                "rootfs = \"slots/rootfs-b.img\"",
-                "rootfs = \"slots/rootfs-b.img\"\napp = \"slots/app-b.img\"",
-            );
+        let two_slots = two_slot_config();
         let bootloader = match self {
             Backend::File => return two_slots,
             Backend::Grub => "backend = \"grub\"\npath = \"state/grubenv\"\n",

@@ -186,22 +186,25 @@ fn gpt_numbers_with_guid(disk: &Path, uuid: &str) -> Option<Vec<u32>> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::symlink;
     use std::process::Command;
 
     use super::*;
+    use crate::slots::stand_in;
 
     const GUID_B: &str = "3c2b1a0e-5d4f-4e3a-9b8c-7d6e5f4a3b2c";
 
-    /// A stand-in for /sys and /dev: disk vda with partitions rootA, rootB (GUID_B), and disk vdb
-    /// whose partition 1 is also labelled `vdb_label`.
+    /// A stand-in for /sys and /dev: disk vda with partitions rootA, rootB (GUID_B) in a real GPT,
+    /// and disk vdb whose partition 1 is labelled `vdb_label`.
     fn devices(vdb_label: &str) -> (tempfile::TempDir, BlockDevices) {
         let dir = tempfile::tempdir().unwrap();
-        let sys = dir.path().join("sys");
-        let dev = dir.path().join("dev");
-        fs::create_dir_all(sys.join("class/block")).unwrap();
-        fs::create_dir_all(&dev).unwrap();
-        let disk = dev.join("vda");
+        let devices = stand_in::create(
+            dir.path(),
+            &[
+                ("vda", &[(1, "rootA"), (2, "rootB")]),
+                ("vdb", &[(1, vdb_label)]),
+            ],
+        );
+        let disk = devices.dev.join("vda");
         fs::write(&disk, vec![0u8; 8 << 20]).unwrap();
         let status = Command::new("sgdisk")
             .args([
@@ -213,60 +216,19 @@ mod tests {
             .status()
             .expect("sgdisk (package gdisk) is installed");
         assert!(status.success());
-        for (disk, parts) in [
-            ("vda", vec![(1, "rootA"), (2, "rootB")]),
-            ("vdb", vec![(1, vdb_label)]),
-        ] {
-            let disk_dir = sys.join("devices/virtual/block").join(disk);
-            fs::create_dir_all(&disk_dir).unwrap();
-            fs::write(
-                disk_dir.join("uevent"),
-                format!("DEVNAME={disk}\nDEVTYPE=disk\n"),
-            )
-            .unwrap();
-            symlink(&disk_dir, sys.join("class/block").join(disk)).unwrap();
-            for (n, label) in parts {
-                let part = disk_dir.join(format!("{disk}{n}"));
-                fs::create_dir_all(&part).unwrap();
-                fs::write(part.join("partition"), format!("{n}\n")).unwrap();
-                fs::write(
-                    part.join("uevent"),
-                    format!("DEVNAME={disk}{n}\nDEVTYPE=partition\nPARTN={n}\nPARTNAME={label}\n"),
-                )
-                .unwrap();
-                symlink(&part, sys.join("class/block").join(format!("{disk}{n}"))).unwrap();
-            }
-        }
-        let devices = BlockDevices {
-            sysfs: sys,
-            dev,
-            root: "/".into(),
-        };
         (dir, devices)
-    }
-
-    /// Makes the stand-in say that the running root (this machine's `/`) is on `partition`.
-    pub(crate) fn root_on(devices: &BlockDevices, partition: &str) {
-        let st = nix::sys::stat::stat("/").unwrap();
-        #[allow(clippy::unnecessary_cast)]
-        let dev = st.st_dev as u64;
-        let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
-        let block = devices.sysfs.join("dev/block");
-        fs::create_dir_all(&block).unwrap();
-        let target = fs::canonicalize(devices.sysfs.join("class/block").join(partition)).unwrap();
-        symlink(target, block.join(format!("{major}:{minor}"))).unwrap();
     }
 
     #[test]
     fn a_second_disk_with_the_same_label_defers_to_the_disk_of_the_running_root() {
         // A USB stick (vdb) carries a partition labelled rootB too; the root runs from vda1.
         let (_dir, d) = devices("rootB");
-        root_on(&d, "vda1");
+        stand_in::root_on(&d, "vda1");
         assert_eq!(d.by_label("rootB").unwrap(), d.dev.join("vda2"));
         assert_eq!(d.by_label("rootA").unwrap(), d.dev.join("vda1"));
         // Running from the stick itself, vdb1 is the one.
         let (_dir, d) = devices("rootB");
-        root_on(&d, "vdb1");
+        stand_in::root_on(&d, "vdb1");
         assert_eq!(d.by_label("rootB").unwrap(), d.dev.join("vdb1"));
     }
 

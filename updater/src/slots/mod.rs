@@ -1,5 +1,7 @@
 //! Slot groups (A, B and the recovery group R), the slots inside them, and which group is booted.
 mod lookup;
+#[cfg(any(test, feature = "test-support"))]
+pub mod stand_in;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};

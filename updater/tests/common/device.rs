@@ -10,6 +10,19 @@ use serde_json::Value;
 /// The documented example (docs/config.md), as shipped with the demo.
 pub const CONFIG: &str = include_str!("../../../examples/acme-robot/system.toml");
 
+/// The example config with an `app` slot next to rootfs in groups A and B.
+pub fn two_slot_config() -> String {
+    CONFIG
+        .replace(
+            "rootfs = \"slots/rootfs-a.img\"",
+            "rootfs = \"slots/rootfs-a.img\"\napp = \"slots/app-a.img\"",
+        )
+        .replace(
+            "rootfs = \"slots/rootfs-b.img\"",
+            "rootfs = \"slots/rootfs-b.img\"\napp = \"slots/app-b.img\"",
+        )
+}
+
 pub struct Device {
     pub dir: tempfile::TempDir,
     pub key: SigningKey,
