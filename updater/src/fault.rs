@@ -1,7 +1,9 @@
-//! Power-cut points for the fault-injection campaign (tests/power_cut.rs). Every write, fsync,
-//! truncation and rename of an install and of a boot-state store passes one; with the
-//! `fault-injection` feature a run can be ended right after the Nth point, as a power cut would end
-//! it: no further write, no clean-up. Release builds compile the points to nothing.
+//! Test hooks, all of them, compiled only with the `fault-injection` feature (the test suite's and
+//! the QEMU rig's builds); release builds compile them to nothing.
+//!
+//! Power-cut points for the campaign in tests/power_cut.rs: every write, fsync, truncation and
+//! rename of an install and of a boot-state store passes one, and a run can be ended right after
+//! the Nth, as a power cut would end it: no further write, no clean-up.
 
 /// `UPDATER_CUT_AT=N` ends the process (exit 99) right after the Nth point; `UPDATER_CUT_LOG=FILE`
 /// appends one line per point passed, to count them.
@@ -31,3 +33,17 @@ pub fn point(what: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn point(_what: &str) {}
+
+/// The QEMU rig cuts the power between recording the new version and activating the group; this
+/// holds the install there when UPDATER_PAUSE_BEFORE_ACTIVATE is set, so the cut lands exactly.
+#[cfg(feature = "fault-injection")]
+pub fn pause_before_activation() {
+    if std::env::var_os("UPDATER_PAUSE_BEFORE_ACTIVATE").is_some() {
+        eprintln!("updater: paused before activation");
+        std::thread::sleep(std::time::Duration::from_secs(120));
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn pause_before_activation() {}

@@ -201,7 +201,7 @@ pub fn install(
     }
     state.record("install", target, Some(&manifest.version.to_string()), None);
     store.save(&state)?;
-    pause_for_fault_injection();
+    crate::fault::pause_before_activation();
     boot.activate(target, config.boot.tries);
     bootloader.store(&boot)?;
     info!(%target, version = %manifest.version, "installed; group boots next");
@@ -323,21 +323,6 @@ fn write_and_verify<R: Read>(
     info!(seconds = started.elapsed().as_secs_f64(), "read back");
     Ok(())
 }
-
-/// The QEMU rig cuts the power between recording the new version and activating the group; this
-/// holds the install there when UPDATER_PAUSE_BEFORE_ACTIVATE is set, so the cut lands exactly.
-/// Only in builds with the `fault-injection` feature (the rig's); release builds have no such
-/// door.
-#[cfg(feature = "fault-injection")]
-fn pause_for_fault_injection() {
-    if std::env::var_os("UPDATER_PAUSE_BEFORE_ACTIVATE").is_some() {
-        eprintln!("updater: paused before activation");
-        std::thread::sleep(std::time::Duration::from_secs(120));
-    }
-}
-
-#[cfg(not(feature = "fault-injection"))]
-fn pause_for_fault_injection() {}
 
 /// A download that failed for good is a network failure (exit 13), not a read error.
 fn network_or(err: UpdaterError) -> UpdaterError {
