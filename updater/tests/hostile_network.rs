@@ -198,3 +198,26 @@ fn a_download_that_cannot_resume_is_a_network_failure_with_exit_13() {
     assert_safe(&device);
     assert_eq!(device.snapshot()[0], before[0], "the running group changed");
 }
+
+#[test]
+fn defect_10_a_bundle_server_that_trickles_its_headers_is_given_up_on() {
+    // One header byte every 300 ms: each read is quick, the answer never complete.
+    let server = RawServer::start(|_, stream| {
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: "
+            .iter()
+            .chain([b'a'; 1000].iter())
+        {
+            if stream.write_all(&[*byte]).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let device = Device::with_config(&format!("{CONFIG}\n[http]\ntimeout = 2\n"));
+    let before = device.snapshot();
+    let started = Instant::now();
+    let out = device.install_source(&server.url("b.zst"));
+    assert_fails(&out, EXIT_NETWORK, "no answer within 2 s");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(device.snapshot(), before);
+}

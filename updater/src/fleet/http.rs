@@ -297,51 +297,87 @@ impl Failure {
 
 /// A bundle as a stream of bytes that survives dropped connections. The transfer runs on its own
 /// thread, so a reader that is cancelled returns within `CANCEL_POLL` even while the server
-/// stalls, and no request goes out after the cancel.
+/// stalls, and no request goes out after the cancel. A server that sends nothing at all (not even
+/// the headers of a resume, which no rate window watches) is given up on after `timeout` plus
+/// `stall_time`.
 pub struct Download {
     pieces: Receiver<io::Result<Vec<u8>>>,
     piece: Vec<u8>,
     at: usize,
     cancel: Arc<CancelToken>,
     finished: bool,
+    /// How long the reader waits for the next piece before it gives up.
+    patience: Duration,
 }
 
 impl Download {
     /// Starts the download; an unreachable server or an HTTP error (404 ...) fails here, before
-    /// anything else happens.
+    /// anything else happens, and so does a server that does not answer within `timeout`.
     pub fn start(client: &Client, url: &str, cancel: Option<Arc<CancelToken>>) -> Result<Download> {
-        let (url, response) = client.get(url, &[], None)?;
-        let (validator, length) = file_identity(&response);
         let cancel = cancel.unwrap_or_default();
-        let transfer = Transfer {
-            client: client.clone(),
-            url,
-            validator,
-            length,
-            offset: 0,
-            resumes: 0,
-            cancel: Arc::clone(&cancel),
-            rate: RateWatch::default(),
-            reconnect: None,
-        };
+        let settings = client.settings.clone();
+        let (answered, answer) = mpsc::sync_channel::<Result<()>>(1);
         let (sender, pieces) = mpsc::sync_channel(PIECES_IN_FLIGHT);
-        let body = response.into_reader();
+        let (client, first_url, token) = (client.clone(), url.to_string(), Arc::clone(&cancel));
         thread::Builder::new()
             .name("download".into())
-            .spawn(move || transfer.run(body, sender))
+            .spawn(move || {
+                let (url, response) = match client.get(&first_url, &[], None) {
+                    Ok(answer) => answer,
+                    Err(err) => {
+                        let _ = answered.send(Err(err));
+                        return;
+                    }
+                };
+                if answered.send(Ok(())).is_err() {
+                    return; // the caller gave up waiting
+                }
+                let (validator, length) = file_identity(&response);
+                let transfer = Transfer {
+                    client,
+                    url,
+                    validator,
+                    length,
+                    offset: 0,
+                    resumes: 0,
+                    cancel: token,
+                    rate: RateWatch::default(),
+                    reconnect: None,
+                };
+                transfer.run(response.into_reader(), sender);
+            })
             .map_err(UpdaterError::io("starting the download thread"))?;
+        let deadline = Instant::now() + settings.timeout;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(UpdaterError::Network(format!("{url}: cancelled")));
+            }
+            match answer.recv_timeout(CANCEL_POLL) {
+                Ok(Ok(())) => break,
+                Ok(Err(err)) => return Err(err),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => {
+                    return Err(UpdaterError::Network(format!(
+                        "{url}: no answer within {} s",
+                        settings.timeout.as_secs()
+                    )))
+                }
+            }
+        }
         Ok(Download {
             pieces,
             piece: Vec::new(),
             at: 0,
             cancel,
             finished: false,
+            patience: settings.timeout + settings.stall_time,
         })
     }
 }
 
 impl Read for Download {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let since = Instant::now();
         while self.at == self.piece.len() {
             if self.finished || buf.is_empty() {
                 return Ok(0);
@@ -353,7 +389,13 @@ impl Read for Download {
                 Ok(Ok(piece)) if piece.is_empty() => self.finished = true,
                 Ok(Ok(piece)) => (self.piece, self.at) = (piece, 0),
                 Ok(Err(e)) => return Err(e),
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) if since.elapsed() < self.patience => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(failed(format!(
+                        "nothing arrived for {} s",
+                        self.patience.as_secs()
+                    )))
+                }
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(io::Error::other("the download thread stopped"))
                 }
@@ -366,8 +408,9 @@ impl Read for Download {
     }
 }
 
-/// Why a download failed for good (the server refused, or resuming gave up), carried inside the
-/// `io::Error` the reader returns so the install reports it as a network failure (exit 13).
+/// Why a download failed for good (the server refused, resuming gave up, nothing arrived), carried
+/// inside the `io::Error` the reader returns so the install reports it as a network failure
+/// (exit 13).
 #[derive(Debug)]
 pub struct DownloadFailed(pub String);
 
@@ -507,8 +550,9 @@ impl Transfer {
             self.sleep_unless_cancelled(backoff(self.resumes))?;
             let range = format!("bytes={}-", self.offset);
             let headers = [("Range", range.as_str()), ("If-Range", validator.as_str())];
-            let deadline = Instant::now() + self.client.settings.timeout;
-            let response = match self.client.get_raw(&self.url, &headers, Some(deadline)) {
+            // No deadline: ureq would apply it to the whole resumed body. A server that stays
+            // silent here is given up on by the reader's patience.
+            let response = match self.client.get_raw(&self.url, &headers, None) {
                 Ok((_, response)) => response,
                 Err(Failure::Transport(e)) => {
                     warn!(url = %self.url, error = %e, "resume failed; retrying");
