@@ -20,3 +20,4 @@ fi
 echo "yocto layer: oelint-adv clean on ${#files[@]} files ($(grep -c ':info:' <<< "$report" || true) infos)"
 python3 "$layer/scripts/gen-crates-inc" --check
 "$venv/bin/python" tests/yocto_layer_labels.py
+"$venv/bin/python" tests/yocto_layer_source.py

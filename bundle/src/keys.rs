@@ -339,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn weak_key_forges_a_signature_so_keyrings_refuse_it() {
+    fn defect_07_a_weak_key_forges_a_signature_so_keyrings_refuse_it() {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         // R = identity, S = 0: what verification without the key check would accept.
