@@ -1,9 +1,11 @@
 //! Entry points for the fuzz targets under fuzz/: the parsers of untrusted input that are private
 //! to their modules. Each runs the parser to its end and discards the result; a panic is the bug.
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader};
 
 use crate::bootloader::{file, grub, uboot};
 use crate::daemon::http_server::read_request;
+use ureq::http::{HeaderMap, HeaderName, HeaderValue};
+
 use crate::fleet::http::{continues_at, file_identity, redirect_target};
 
 /// A request to the local API, head and body, as a client on loopback would send it.
@@ -14,19 +16,31 @@ pub fn api_request(bytes: &[u8]) {
     }
 }
 
-/// An HTTP response as a server would send it, through what the updater decides from one:
-/// where a redirect goes, what identifies the file, whether a resume continues it; then its body
-/// read with the framing it declares.
+/// An HTTP response head as a server would send it, parsed by httparse (the parser ureq uses),
+/// then what the updater decides from it: where a redirect goes, what identifies the file, whether
+/// a Range answer continues it at some offset.
 pub fn http_response(bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
-    let Ok(response) = text.parse::<ureq::Response>() else {
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut response = httparse::Response::new(&mut slots);
+    let Ok(httparse::Status::Complete(_)) = response.parse(bytes) else {
         return;
     };
+    let status = response.code.unwrap_or(0);
+    let mut headers = HeaderMap::new();
+    for h in response.headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
     let base = url::Url::parse("http://updates.example/fleet/stable.toml").expect("a valid URL");
-    let _ = redirect_target(&base, &response);
-    let (_, length) = file_identity(&response);
-    let _ = continues_at(&response, length.unwrap_or(0) / 2);
-    let _ = io::copy(&mut response.into_reader().take(1 << 20), &mut io::sink());
+    let _ = redirect_target(&base, status, &headers);
+    let (_, length) = file_identity(&headers);
+    for offset in [0, length.unwrap_or(0) / 2, length.unwrap_or(u64::MAX)] {
+        let _ = continues_at(status, &headers, offset);
+    }
 }
 
 /// Boot environments in each backend's storage format.

@@ -108,7 +108,7 @@ impl Progress {
         let due = match self.style {
             Style::Quiet => false,
             Style::Bar => step.shown != Some(percent),
-            Style::Lines => step.shown.map_or(true, |shown| percent / 10 > shown / 10),
+            Style::Lines => step.shown.is_none_or(|shown| percent / 10 > shown / 10),
         };
         if !due {
             return;

@@ -221,3 +221,37 @@ fn defect_10_a_bundle_server_that_trickles_its_headers_is_given_up_on() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(device.snapshot(), before);
 }
+
+#[test]
+fn a_header_line_without_a_colon_is_refused_not_a_crash() {
+    // ureq 2 panicked on these (found by the http_response fuzz target); every header it looked
+    // at itself (Connection, Transfer-Encoding, Content-Length ...) was a way in.
+    for header in [
+        "Connection",
+        "Transfer-Encoding",
+        "Content-Length",
+        "Content-Encoding",
+        "Location",
+        "ETag",
+    ] {
+        let server = RawServer::start(move |_, stream| {
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\n{header}\r\nContent-Length: 5\r\n\r\nhello"
+            );
+        });
+        let device = Device::with_config(&format!(
+            "{CONFIG}\n[fleet]\nurl = \"{}\"\ndevice_id = \"robot-1\"\n",
+            server.url("fleet")
+        ));
+        let out = device.updater(&["check"]);
+        assert_fails(&out, EXIT_NETWORK, "fleet/stable.toml");
+        let before = device.snapshot();
+        assert_fails(
+            &device.install_source(&server.url("b.zst")),
+            EXIT_NETWORK,
+            "b.zst",
+        );
+        assert_eq!(device.snapshot(), before, "{header}: something was written");
+    }
+}

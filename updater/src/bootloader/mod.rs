@@ -66,7 +66,7 @@ impl BootState {
     }
 
     pub fn is_bootable(&self, group: Group) -> bool {
-        self.group(group).map_or(true, |g| g.tries > 0)
+        self.group(group).is_none_or(|g| g.tries > 0)
     }
 
     /// The group the bootloader will pick next.

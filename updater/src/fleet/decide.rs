@@ -107,7 +107,7 @@ pub fn decide(index: &ReleaseIndex, device: &Device) -> Decision {
                 if index
                     .suggested
                     .as_ref()
-                    .map_or(true, |s| r.release.version > s.version) =>
+                    .is_none_or(|s| r.release.version > s.version) =>
             {
                 (Some(&r.release), Reason::InRollout)
             }

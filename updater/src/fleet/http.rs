@@ -1,9 +1,10 @@
 //! HTTP(S) for the updater: release indexes, bundle downloads, reports and health checks.
 //!
 //! Whatever a server sends ends in an error, never in a crash: redirects are followed here, not
-//! inside ureq, and only to http(s) URLs with a host (ureq 2 panics on a `file:` or `data:`
-//! Location); every request has a deadline, and a bundle download that falls below a minimum rate
-//! is broken off. A download that breaks off is resumed where it stopped with a Range request;
+//! inside the HTTP library, and only to http(s) URLs with a host (ureq 2 panicked on a `file:` or
+//! `data:` Location, and on a header line without a colon, which is why this is ureq 3, whose
+//! parser is httparse); every request has a deadline, and a bundle download that falls below a
+//! minimum rate is broken off. A download that breaks off is resumed where it stopped with a Range request;
 //! `If-Range` makes the server send the whole file instead if it changed meanwhile, which is
 //! refused rather than spliced. Whatever bytes arrive, the bundle reader checks them against the
 //! signed chunk hashes.
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use tracing::warn;
+use ureq::http::HeaderMap;
+use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::cancel::CancelToken;
 use crate::error::{Result, UpdaterError};
@@ -59,8 +62,11 @@ impl Default for HttpSettings {
     }
 }
 
-/// An HTTP(S) client with the updater's settings. HTTPS trusts the Mozilla roots (webpki-roots)
-/// and, when given, the CA certificates in `ca_file`, for fleets served under a private CA.
+/// A response with its body still to be read.
+pub type Response = ureq::http::Response<ureq::Body>;
+
+/// An HTTP(S) client with the updater's settings. HTTPS trusts the Mozilla roots and, when given,
+/// the CA certificates in `ca_file`, for fleets served under a private CA.
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
@@ -69,16 +75,25 @@ pub struct Client {
 
 impl Client {
     pub fn new(settings: &HttpSettings) -> Result<Client> {
-        let mut builder = ureq::AgentBuilder::new()
+        let roots = match &settings.ca_file {
+            Some(path) => with_private_cas(path)?,
+            None => RootCerts::WebPki,
+        };
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(roots)
+            .build();
+        let config = ureq::Agent::config_builder()
             .user_agent(USER_AGENT)
-            .redirects(0)
-            .timeout_connect(settings.connect_timeout)
-            .timeout_read(settings.stall_time);
-        if let Some(path) = &settings.ca_file {
-            builder = builder.tls_config(Arc::new(tls_config(path)?));
-        }
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(Some(settings.connect_timeout))
+            .timeout_recv_response(Some(settings.timeout))
+            .timeout_per_read(Some(settings.stall_time))
+            .tls_config(tls)
+            .build();
         Ok(Client {
-            agent: builder.build(),
+            agent: ureq::Agent::new_with_config(config),
             settings: settings.clone(),
         })
     }
@@ -87,15 +102,16 @@ impl Client {
         &self.settings
     }
 
-    /// GET `url`, following redirects to http(s) URLs. `deadline` bounds the whole exchange up to
-    /// the response headers (and, for small documents, the body: see `fetch_small`). Answers with
-    /// a status of 400 or more are errors; the final URL comes back with the response.
+    /// GET `url`, following redirects to http(s) URLs. `deadline` bounds the whole exchange, body
+    /// included (for small documents: see `fetch_small`); without it, the answer's headers must
+    /// come within `timeout` and every read within `stall_time`. Answers with a status of 400 or
+    /// more are errors; the final URL comes back with the response.
     pub fn get(
         &self,
         url: &str,
         headers: &[(&str, &str)],
         deadline: Option<Instant>,
-    ) -> Result<(String, ureq::Response)> {
+    ) -> Result<(String, Response)> {
         self.get_raw(url, headers, deadline)
             .map_err(|f| UpdaterError::Network(f.into_message()))
     }
@@ -105,25 +121,34 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
         deadline: Option<Instant>,
-    ) -> Result<(String, ureq::Response), Failure> {
+    ) -> Result<(String, Response), Failure> {
         let mut url = checked_url(url).map_err(|e| Failure::Refused(e.to_string()))?;
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.agent.get(url.as_str());
             for (name, value) in headers {
-                request = request.set(name, value);
+                request = request.header(*name, *value);
             }
             if let Some(deadline) = deadline {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Failure::Transport(format!("{url}: deadline passed")));
                 }
-                request = request.timeout(left);
+                request = request.config().timeout_global(Some(left)).build();
             }
             let response = request.call().map_err(|e| Failure::of(url.as_str(), e))?;
-            if !(300..400).contains(&response.status()) {
+            let status = response.status();
+            if status.as_u16() >= 400 {
+                return Err(Failure::Refused(format!(
+                    "{url}: HTTP {} {}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or("")
+                )));
+            }
+            if !status.is_redirection() {
                 return Ok((url.to_string(), response));
             }
-            url = redirect_target(&url, &response).map_err(Failure::Refused)?;
+            url = redirect_target(&url, status.as_u16(), response.headers())
+                .map_err(Failure::Refused)?;
         }
         Err(Failure::Refused(format!(
             "{url}: more than {MAX_REDIRECTS} redirects"
@@ -137,6 +162,7 @@ impl Client {
         let (url, response) = self.get(url, &[], Some(deadline))?;
         let mut body = Vec::new();
         let read = response
+            .into_body()
             .into_reader()
             .take(limit + 1)
             .read_to_end(&mut body);
@@ -159,7 +185,7 @@ impl Client {
     }
 
     /// POSTs a JSON document within `timeout`; redirects are not followed (a report goes where it
-    /// is configured to go).
+    /// is configured to go). Returns the status.
     pub fn post_json(
         &self,
         url: &str,
@@ -170,60 +196,73 @@ impl Client {
         let mut request = self
             .agent
             .post(url.as_str())
-            .timeout(self.settings.timeout)
-            .set("Content-Type", "application/json");
+            .config()
+            .timeout_global(Some(self.settings.timeout))
+            .build()
+            .header("Content-Type", "application/json");
         for (name, value) in headers {
-            request = request.set(name, value);
+            request = request.header(*name, *value);
         }
         let response = request
-            .send_string(body)
+            .send(body)
             .map_err(|e| Failure::of(url.as_str(), e).into_message())?;
-        Ok(response.status())
+        match response.status().as_u16() {
+            code @ 400.. => Err(format!(
+                "{url}: HTTP {code} {}",
+                response.status().canonical_reason().unwrap_or("")
+            )),
+            code => Ok(code),
+        }
     }
 
     /// The status a GET answers within `timeout` (redirects are answers too), for health checks.
     pub fn status_of(&self, url: &str, timeout: Duration) -> Result<u16, String> {
         let url = checked_url(url).map_err(|e| e.to_string())?;
-        match self.agent.get(url.as_str()).timeout(timeout).call() {
-            Ok(response) => Ok(response.status()),
-            Err(ureq::Error::Status(code, _)) => Ok(code),
-            Err(e) => Err(format!("GET {url}: {e}")),
-        }
+        self.agent
+            .get(url.as_str())
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()
+            .map(|response| response.status().as_u16())
+            .map_err(|e| format!("GET {url}: {e}"))
     }
 }
 
 /// Where a redirect answer sends the request next: only to an http(s) URL with a host.
-pub fn redirect_target(url: &url::Url, response: &ureq::Response) -> Result<url::Url, String> {
-    let location = response
-        .header("Location")
-        .ok_or_else(|| format!("{url}: HTTP {} without a Location", response.status()))?;
+pub fn redirect_target(
+    url: &url::Url,
+    status: u16,
+    headers: &HeaderMap,
+) -> Result<url::Url, String> {
+    let location = header(headers, "Location")
+        .ok_or_else(|| format!("{url}: HTTP {status} without a usable Location"))?;
     let next = url
         .join(location)
         .map_err(|e| format!("{url}: redirect to an invalid URL: {e}"))?;
     checked_url(next.as_str()).map_err(|e| format!("{url}: redirect refused: {e}"))
 }
 
+/// A header's value when it is text.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// What a first answer says about the file: a validator (a strong ETag, else Last-Modified) that
 /// a resume must match, and the length.
-pub fn file_identity(response: &ureq::Response) -> (Option<String>, Option<u64>) {
-    let validator = response
-        .header("ETag")
+pub fn file_identity(headers: &HeaderMap) -> (Option<String>, Option<u64>) {
+    let validator = header(headers, "ETag")
         .filter(|tag| !tag.starts_with("W/"))
-        .or_else(|| response.header("Last-Modified"))
+        .or_else(|| header(headers, "Last-Modified"))
         .map(str::to_string);
-    let length = response
-        .header("Content-Length")
-        .and_then(|l| l.parse().ok());
+    let length = header(headers, "Content-Length").and_then(|l| l.parse().ok());
     (validator, length)
 }
 
 /// Whether an answer to `Range: bytes=OFFSET-` continues the same file at `offset`.
-pub fn continues_at(response: &ureq::Response, offset: u64) -> bool {
+pub fn continues_at(status: u16, headers: &HeaderMap, offset: u64) -> bool {
     let expected = format!("bytes {offset}-");
-    response.status() == 206
-        && response
-            .header("Content-Range")
-            .is_some_and(|r| r.starts_with(&expected))
+    status == 206 && header(headers, "Content-Range").is_some_and(|r| r.starts_with(&expected))
 }
 
 /// Only http and https URLs with a host reach the HTTP library.
@@ -235,36 +274,37 @@ pub fn checked_url(url: &str) -> Result<url::Url> {
             "'{url}': only http:// and https:// URLs are fetched"
         )));
     }
-    if parsed.host_str().map_or(true, str::is_empty) {
+    if parsed.host_str().is_none_or(str::is_empty) {
         return Err(UpdaterError::Network(format!("'{url}': no host")));
     }
     Ok(parsed)
 }
 
-fn tls_config(ca_file: &Path) -> Result<rustls::ClientConfig> {
+/// The Mozilla roots and the CA certificates (PEM) in `ca_file`.
+fn with_private_cas(ca_file: &Path) -> Result<RootCerts> {
     let bad = |message: String| UpdaterError::Config {
         path: ca_file.display().to_string(),
         message,
     };
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let certificates = CertificateDer::pem_file_iter(ca_file)
+    let private = CertificateDer::pem_file_iter(ca_file)
         .map_err(|e| bad(e.to_string()))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
-    if certificates.is_empty() {
+    if private.is_empty() {
         return Err(bad("holds no PEM certificate".into()));
     }
-    for certificate in certificates {
-        roots
-            .add(certificate)
+    let mut check = rustls::RootCertStore::empty();
+    for certificate in &private {
+        check
+            .add(certificate.clone())
             .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| bad(e.to_string()))
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .chain(&private)
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect::<Vec<_>>();
+    Ok(RootCerts::new_with_certs(&roots))
 }
 
 pub fn is_url(source: &str) -> bool {
@@ -281,10 +321,8 @@ enum Failure {
 impl Failure {
     fn of(url: &str, err: ureq::Error) -> Failure {
         match err {
-            ureq::Error::Status(code, response) => {
-                Failure::Refused(format!("{url}: HTTP {code} {}", response.status_text()))
-            }
-            ureq::Error::Transport(t) => Failure::Transport(format!("{url}: {t}")),
+            ureq::Error::StatusCode(code) => Failure::Refused(format!("{url}: HTTP {code}")),
+            other => Failure::Transport(format!("{url}: {other}")),
         }
     }
 
@@ -332,7 +370,7 @@ impl Download {
                 if answered.send(Ok(())).is_err() {
                     return; // the caller gave up waiting
                 }
-                let (validator, length) = file_identity(&response);
+                let (validator, length) = file_identity(response.headers());
                 let transfer = Transfer {
                     client,
                     url,
@@ -344,7 +382,7 @@ impl Download {
                     rate: RateWatch::default(),
                     reconnect: None,
                 };
-                transfer.run(response.into_reader(), sender);
+                transfer.run(response.into_body().into_reader(), sender);
             })
             .map_err(UpdaterError::io("starting the download thread"))?;
         let deadline = Instant::now() + settings.timeout;
@@ -560,13 +598,13 @@ impl Transfer {
                 }
                 Err(Failure::Refused(e)) => return Err(failed(e)),
             };
-            if !continues_at(&response, self.offset) {
+            if !continues_at(response.status().as_u16(), response.headers(), self.offset) {
                 return Err(failed(format!(
                     "{} changed on the server during the download (or the server ignores Range); start again",
                     self.url
                 )));
             }
-            return Ok(Box::new(response.into_reader()));
+            return Ok(Box::new(response.into_body().into_reader()));
         }
     }
 

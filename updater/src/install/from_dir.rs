@@ -50,7 +50,7 @@ pub fn choose(config: &Config, dir: &Path, allow_downgrade: bool) -> Result<Choi
                 Ok(reader.manifest().version.clone())
             });
         match verdict {
-            Ok(version) if chosen.as_ref().map_or(true, |(_, v)| version > *v) => {
+            Ok(version) if chosen.as_ref().is_none_or(|(_, v)| version > *v) => {
                 if let Some((previous, v)) = chosen.replace((path, version)) {
                     skipped.push((previous, format!("{v} is not the newest")));
                 }

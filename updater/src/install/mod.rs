@@ -52,7 +52,7 @@ impl InstallOptions {
 
     /// The point of no return; false when a cancel came first.
     fn commit(&self) -> bool {
-        self.cancel.as_ref().map_or(true, |c| c.commit())
+        self.cancel.as_ref().is_none_or(|c| c.commit())
     }
 }
 
