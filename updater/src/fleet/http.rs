@@ -87,6 +87,10 @@ impl Client {
             .user_agent(USER_AGENT)
             .max_redirects(0)
             .http_status_as_error(false)
+            // A fresh connection per request: the updater makes a handful, and a pooled one that
+            // the server has closed meanwhile would fail the next request.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .timeout_connect(Some(settings.connect_timeout))
             .timeout_recv_response(Some(settings.timeout))
             .timeout_per_read(Some(settings.stall_time))
