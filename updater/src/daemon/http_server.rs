@@ -74,12 +74,13 @@ pub fn serve(listener: TcpListener, handler: Arc<Handler>) {
             refuse_busy(stream);
             continue;
         }
-        let (handler, active) = (Arc::clone(&handler), Arc::clone(&active));
+        let (handler, done) = (Arc::clone(&handler), Arc::clone(&active));
         let spawned = thread::Builder::new().name("api".into()).spawn(move || {
             connection(stream, &*handler);
-            active.fetch_sub(1, Ordering::SeqCst);
+            done.fetch_sub(1, Ordering::SeqCst);
         });
         if let Err(err) = spawned {
+            active.fetch_sub(1, Ordering::SeqCst);
             warn!(%err, "api: cannot start a thread for a connection");
         }
     }
