@@ -19,8 +19,12 @@ pub fn open(source: &str, http: &HttpSettings, cancel: Option<Arc<CancelToken>>)
         return Ok(Box::new(BufReader::with_capacity(BUFFER, io::stdin())));
     }
     if http::is_url(source) {
-        let download = Download::start(&Client::new(http)?, source, cancel)?;
-        return Ok(Box::new(BufReader::with_capacity(BUFFER, download)));
+        // Buffered already: it hands over the pieces its thread received.
+        return Ok(Box::new(Download::start(
+            &Client::new(http)?,
+            source,
+            cancel,
+        )?));
     }
     let file = File::open(source).map_err(|e| UpdaterError::Io {
         context: format!("opening bundle {source}"),
