@@ -45,6 +45,7 @@ pub struct VerifiedChunk {
     component: Arc<str>,
     index: u64,
     offset: u64,
+    digest: ChunkDigest,
 }
 
 impl UnverifiedChunk {
@@ -81,6 +82,7 @@ impl UnverifiedChunk {
                 component: self.component,
                 index: self.index,
                 offset: self.offset,
+                digest: self.expected,
             })
         } else {
             let err = BundleError::ChunkMismatch {
@@ -108,6 +110,11 @@ impl VerifiedChunk {
     /// Byte offset of this chunk within its component image.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The signed digest the data matched: what a read-back of the written chunk must match too.
+    pub fn digest(&self) -> ChunkDigest {
+        self.digest
     }
 
     /// Gives the buffer back for reuse.

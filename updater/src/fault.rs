@@ -47,3 +47,23 @@ pub fn pause_before_activation() {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn pause_before_activation() {}
+
+/// Storage that acknowledges a write it did not keep: `UPDATER_LYING_STORAGE=N` changes the first
+/// byte of the Nth chunk written, on the device, right after the real write.
+#[cfg(feature = "fault-injection")]
+pub fn lying_storage(file: &std::fs::File, offset: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITTEN: AtomicU64 = AtomicU64::new(0);
+    let n = WRITTEN.fetch_add(1, Ordering::SeqCst) + 1;
+    let lie_at = std::env::var("UPDATER_LYING_STORAGE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    if let (Some(first), true) = (data.first(), lie_at == Some(n)) {
+        let _ = file.write_all_at(&[!first], offset);
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn lying_storage(_file: &std::fs::File, _offset: u64, _data: &[u8]) {}

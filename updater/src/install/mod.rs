@@ -5,7 +5,9 @@
 //!    slot fit: all before anything changes;
 //! 2. the target group is made unbootable before its first byte changes;
 //! 3. chunks are verified, then written; the archive must end where the manifest says;
-//! 4. fsync, read back, compare; only then is the new version recorded and the group activated.
+//! 4. every chunk is read back from the device and compared (most while later ones are still being
+//!    written, the rest after the fsync); only then is the new version recorded and the group
+//!    activated.
 pub mod from_dir;
 mod pipeline;
 mod policy;
@@ -30,7 +32,7 @@ use crate::source::Cancellable;
 use crate::state::{
     now, ComponentRecord, GroupRecord, InstallRecord, InstallResult, State, StateDir,
 };
-use pipeline::SlotTarget;
+use readback::SlotTarget;
 pub use policy::Policy;
 
 #[derive(Debug, Clone, Default)]
@@ -166,8 +168,10 @@ pub fn install(
             Some(file) => file,
             None => spec.open_for_write()?,
         };
+        let reader = std::fs::File::open(&spec.path)
+            .map_err(UpdaterError::io(format!("opening slot {name} for reading back")))?;
         route.insert(component.name.clone(), targets.len());
-        targets.push(SlotTarget { name, file });
+        targets.push(SlotTarget { name, file, reader });
     }
 
     let mut written =
@@ -287,13 +291,13 @@ fn write_and_verify<R: Read>(
     let started = Instant::now();
     progress.set_subject(&manifest.version.to_string());
     progress.begin("install", total);
-    pipeline::stream(&mut reader, targets, route, progress)?;
+    let left = pipeline::stream(&mut reader, targets, route, progress)?;
     progress.end();
     // The archive must end exactly where the manifest says, seek table included.
     reader.finish()?;
     info!(
         seconds = started.elapsed().as_secs_f64(),
-        "streamed and verified"
+        "streamed, verified and partly read back"
     );
     for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
         if spec.is_regular_file() {
@@ -307,18 +311,15 @@ fn write_and_verify<R: Read>(
         readback::make_durable(&target.file, &target.name)?;
     }
     info!(seconds = started.elapsed().as_secs_f64(), "synced");
-    progress.begin("read-back", total);
+    progress.begin("read-back", left.iter().map(|w| w.len as u64).sum());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
-        readback::verify(
-            &spec.path,
-            &target.name,
-            component,
-            manifest.chunk_size,
-            threads,
-            progress,
-        )?;
-    }
+    readback::finish(
+        targets,
+        &left,
+        manifest.chunk_size as usize,
+        threads,
+        progress,
+    )?;
     progress.end();
     info!(seconds = started.elapsed().as_secs_f64(), "read back");
     Ok(())

@@ -1,14 +1,15 @@
 //! The streaming stage of an install: read and decompress (this thread), hash (a second thread),
-//! write (a third), overlapping, through a fixed pool of chunk buffers. A chunk reaches the writer
-//! only as a `VerifiedChunk`, so no unverified byte can be written.
+//! write (a third) and read back what was written a few chunks ago (a fourth), overlapping,
+//! through a fixed pool of chunk buffers. A chunk reaches the writer only as a `VerifiedChunk`, so
+//! no unverified byte can be written.
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
 use bundle::{BundleReader, UnverifiedChunk, VerifiedChunk};
 
+use super::readback::{self, SlotTarget, Trailing, Written};
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
 
@@ -16,19 +17,14 @@ use crate::progress::Progress;
 const BUFFERS: usize = 6;
 const QUEUE: usize = 2;
 
-pub struct SlotTarget {
-    /// "B/rootfs", for messages.
-    pub name: String,
-    pub file: File,
-}
-
 /// Streams every chunk of the bundle into the target of its component (by component name).
+/// Returns the written chunks that are still to be read back, after the fsync.
 pub fn stream<R: Read>(
     reader: &mut BundleReader<R>,
     targets: &[SlotTarget],
     route: &HashMap<String, usize>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Vec<Written>> {
     let chunk_size = reader.manifest().chunk_size as usize;
     std::thread::scope(|scope| {
         let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
@@ -39,6 +35,8 @@ pub fn stream<R: Read>(
         }
         let (verify_tx, verify_rx) = mpsc::sync_channel::<UnverifiedChunk>(QUEUE);
         let (write_tx, write_rx) = mpsc::sync_channel::<VerifiedChunk>(QUEUE);
+        // Unbounded, but a few dozen bytes per chunk of the bundle at most.
+        let (trail_tx, trail_rx) = mpsc::channel::<Written>();
 
         let verifier = scope.spawn(move || -> Result<()> {
             for chunk in verify_rx {
@@ -49,19 +47,30 @@ pub fn stream<R: Read>(
             }
             Ok(())
         });
-        let writer = scope.spawn(move || -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let trail = scope.spawn(move || readback::trail(targets, trail_rx, chunk_size, threads));
+        let writer = scope.spawn(move || -> Result<Vec<Written>> {
+            let mut trailing = Trailing::default();
             for chunk in write_rx {
-                let target = &targets[route[chunk.component()]];
+                let index = route[chunk.component()];
+                let target = &targets[index];
                 target
                     .file
                     .write_all_at(chunk.data(), chunk.offset())
                     .map_err(UpdaterError::io(format!("writing slot {}", target.name)))?;
                 crate::fault::point("write slot chunk");
+                crate::fault::lying_storage(&target.file, chunk.offset(), chunk.data());
+                readback::start_writeback(&target.file, chunk.offset(), chunk.data().len());
                 progress.advance(chunk.data().len() as u64);
+                let due = trailing.push(Written::of(index, &chunk));
                 // The reader may have stopped already; then the buffer is simply dropped.
                 let _ = pool_tx.send(chunk.into_buffer());
+                // A stopped read-back found a mismatch; its error is the one to report.
+                if due.is_some_and(|due| trail_tx.send(due).is_err()) {
+                    break;
+                }
             }
-            Ok(())
+            Ok(trailing.into_rest())
         });
 
         let read_result = (|| -> Result<()> {
@@ -81,6 +90,11 @@ pub fn stream<R: Read>(
         drop(verify_tx);
         let verify_result = verifier.join().expect("verify thread panicked");
         let write_result = writer.join().expect("write thread panicked");
-        verify_result.and(write_result).and(read_result)
+        let trail_result = trail.join().expect("read-back thread panicked");
+        verify_result?;
+        let mut left = trail_result?;
+        left.extend(write_result?);
+        read_result?;
+        Ok(left)
     })
 }

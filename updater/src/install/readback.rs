@@ -1,66 +1,213 @@
-//! After writing: make it durable, drop it from the page cache, and read it back from the device,
-//! comparing every chunk with the signed manifest. Catches storage that acknowledges writes it did
-//! not keep (RAUC and Mender do not read back; see docs/threat-model.md).
+//! Every written chunk is read back from the device and compared with the signed manifest before
+//! the group can boot. Catches storage that acknowledges writes it did not keep (RAUC and Mender
+//! do not read back; see docs/threat-model.md).
+//!
+//! The read-back trails the writer so that it costs little time: a chunk written [`LAG`] chunks
+//! ago is flushed to the device, dropped from the page cache and read back while later chunks are
+//! still being decompressed, hashed and written. What is left (the last chunks, and all of a slot
+//! whose driver cannot flush a range) is read back after the final fsync.
+use std::collections::VecDeque;
 use std::fs::File;
+use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::Mutex;
 
-use bundle::{hash_chunk, Component};
+use bundle::{hash_chunk, ChunkDigest, VerifiedChunk};
 use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
 
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
 
-/// fsync, then ask the kernel to forget the cached pages so the read-back reaches the device.
+/// Chunks between the writer and the read-back: by the time the read-back waits for a chunk to
+/// reach the device, the kernel has usually written it already.
+pub const LAG: usize = 8;
+
+/// A slot being written, with a second handle opened only for reading it back.
+pub struct SlotTarget {
+    /// "B/rootfs", for messages.
+    pub name: String,
+    pub file: File,
+    pub reader: File,
+}
+
+/// A chunk that was written and is still to be read back.
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub target: usize,
+    pub index: u64,
+    pub offset: u64,
+    pub len: usize,
+    pub digest: ChunkDigest,
+}
+
+impl Written {
+    pub fn of(target: usize, chunk: &VerifiedChunk) -> Written {
+        Written {
+            target,
+            index: chunk.index(),
+            offset: chunk.offset(),
+            len: chunk.data().len(),
+            digest: chunk.digest(),
+        }
+    }
+}
+
+/// Holds the last [`LAG`] written chunks back from the read-back.
+#[derive(Default)]
+pub struct Trailing(VecDeque<Written>);
+
+impl Trailing {
+    /// Notes a chunk just written; returns the one now far enough behind to be read back.
+    pub fn push(&mut self, written: Written) -> Option<Written> {
+        self.0.push_back(written);
+        (self.0.len() > LAG).then(|| self.0.pop_front()).flatten()
+    }
+
+    pub fn into_rest(self) -> Vec<Written> {
+        self.0.into()
+    }
+}
+
+/// Asks the kernel to start writing a range to the device now rather than at its leisure, so the
+/// final fsync has little left to do. Only a hint: a driver that cannot do it loses nothing.
+pub fn start_writeback(file: &File, offset: u64, len: usize) {
+    let _ = sync_file_range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
+}
+
+/// Waits until a range is on the device and drops it from the page cache, so reading it reaches
+/// the device. Fails for files that cannot flush a range (pipes, some character devices).
+fn settle(file: &File, offset: u64, len: usize) -> io::Result<()> {
+    sync_file_range(
+        file,
+        offset,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    )?;
+    drop_cached(file, offset as i64, len as i64)
+}
+
+fn drop_cached(file: &File, offset: i64, len: i64) -> io::Result<()> {
+    posix_fadvise(
+        file.as_raw_fd(),
+        offset,
+        len,
+        PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .map_err(io::Error::from)
+}
+
+#[allow(unsafe_code)]
+fn sync_file_range(file: &File, offset: u64, len: usize, flags: libc::c_uint) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: plain integers and a descriptor that `file` keeps open for the whole call; the
+    // kernel reads no memory of ours.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// fsync, then drop the cached pages so the read-back after it reaches the device.
 pub fn make_durable(file: &File, name: &str) -> Result<()> {
     file.sync_all()
         .map_err(UpdaterError::io(format!("syncing slot {name}")))?;
     crate::fault::point("fsync slot");
     // Not every file supports the advice (pipes, some character devices); the fsync is what counts.
-    let _ = posix_fadvise(
-        file.as_raw_fd(),
-        0,
-        0,
-        PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    );
+    let _ = drop_cached(file, 0, 0);
     Ok(())
 }
 
-/// Reads `component` back from `path` on `threads` threads.
-pub fn verify(
-    path: &Path,
-    name: &str,
-    component: &Component,
-    chunk_size: u32,
+fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
+    let buf = &mut buf[..chunk.len];
+    target
+        .reader
+        .read_exact_at(buf, chunk.offset)
+        .map_err(UpdaterError::io(format!("reading back slot {}", target.name)))?;
+    if hash_chunk(buf) == chunk.digest {
+        Ok(())
+    } else {
+        Err(UpdaterError::ReadBack {
+            slot: target.name.clone(),
+            chunk: chunk.index,
+        })
+    }
+}
+
+/// The read-back that runs beside the writer, on `threads` threads so that one chunk is read from
+/// the device while another is hashed. Returns the chunks it could not read back yet: those of
+/// slots that cannot flush a range, for after the fsync.
+pub fn trail(
+    targets: &[SlotTarget],
+    written: Receiver<Written>,
+    chunk_size: usize,
     threads: usize,
-    progress: &Progress,
-) -> Result<()> {
-    let file = File::open(path).map_err(UpdaterError::io(format!("reading back slot {name}")))?;
-    let next = AtomicU64::new(0);
-    let count = component.chunks.len() as u64;
+) -> Result<Vec<Written>> {
+    let written = Mutex::new(written);
+    let unflushable: Vec<AtomicBool> = targets.iter().map(|_| AtomicBool::new(false)).collect();
+    let left = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
-                    let mut buf = vec![0u8; chunk_size as usize];
+                    let mut buf = vec![0u8; chunk_size];
                     loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        if index >= count {
+                        let next = written.lock().expect("read-back queue").recv();
+                        let Ok(chunk) = next else { return Ok(()) };
+                        let target = &targets[chunk.target];
+                        let cannot_flush = &unflushable[chunk.target];
+                        if !cannot_flush.load(Ordering::Relaxed)
+                            && settle(&target.file, chunk.offset, chunk.len).is_ok()
+                        {
+                            check(target, &chunk, &mut buf)?;
+                        } else {
+                            cannot_flush.store(true, Ordering::Relaxed);
+                            left.lock().expect("read-back list").push(chunk);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let results: Vec<Result<()>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("read-back thread panicked"))
+            .collect();
+        results.into_iter().collect::<Result<Vec<()>>>()
+    })?;
+    Ok(left.into_inner().expect("read-back list"))
+}
+
+/// After the fsync: reads back what the trailing read-back left, on `threads` threads.
+pub fn finish(
+    targets: &[SlotTarget],
+    left: &[Written],
+    chunk_size: usize,
+    threads: usize,
+    progress: &Progress,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    let mut buf = vec![0u8; chunk_size];
+                    loop {
+                        let Some(chunk) = left.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             return Ok(());
+                        };
+                        if let Err(e) = check(&targets[chunk.target], chunk, &mut buf) {
+                            next.store(left.len(), Ordering::Relaxed);
+                            return Err(e);
                         }
-                        let len = component.chunk_len(chunk_size, index);
-                        file.read_exact_at(&mut buf[..len], index * u64::from(chunk_size))
-                            .map_err(UpdaterError::io(format!("reading back slot {name}")))?;
-                        if hash_chunk(&buf[..len]) != component.chunks[index as usize] {
-                            next.store(count, Ordering::Relaxed);
-                            return Err(UpdaterError::ReadBack {
-                                slot: name.to_string(),
-                                chunk: index,
-                            });
-                        }
-                        progress.advance(len as u64);
+                        progress.advance(chunk.len as u64);
                     }
                 })
             })
@@ -71,4 +218,68 @@ pub fn verify(
             .collect::<Result<Vec<()>>>()
             .map(drop)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(index: u64) -> Written {
+        Written {
+            target: 0,
+            index,
+            offset: index * 4,
+            len: 4,
+            digest: [0; 32],
+        }
+    }
+
+    #[test]
+    fn the_last_chunks_wait_for_the_fsync() {
+        let mut trailing = Trailing::default();
+        let released: Vec<u64> = (0..20)
+            .filter_map(|i| trailing.push(written(i)))
+            .map(|w| w.index)
+            .collect();
+        assert_eq!(released, (0..20 - LAG as u64).collect::<Vec<_>>());
+        let rest: Vec<u64> = trailing.into_rest().iter().map(|w| w.index).collect();
+        assert_eq!(rest, (20 - LAG as u64..20).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_pipe_cannot_flush_a_range_so_its_chunks_wait() {
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let target = SlotTarget {
+            name: "B/pipe".into(),
+            file: File::from(write_end),
+            reader: File::from(read_end),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(written(0)).unwrap();
+        tx.send(written(1)).unwrap();
+        drop(tx);
+        let left = trail(&[target], rx, 4, 2).unwrap();
+        assert_eq!(left.len(), 2);
+    }
+
+    #[test]
+    fn a_chunk_that_reads_back_different_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slot");
+        std::fs::write(&path, b"abcdefgh").unwrap();
+        let target = SlotTarget {
+            name: "B/rootfs".into(),
+            file: std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+            reader: File::open(&path).unwrap(),
+        };
+        let mut chunk = written(1);
+        chunk.digest = hash_chunk(b"efgh");
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(chunk).unwrap();
+        chunk.digest = hash_chunk(b"EFGH");
+        tx.send(chunk).unwrap();
+        drop(tx);
+        let err = trail(&[target], rx, 4, 2).unwrap_err();
+        assert!(matches!(err, UpdaterError::ReadBack { chunk: 1, .. }), "{err}");
+    }
 }
