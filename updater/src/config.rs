@@ -12,8 +12,9 @@ use crate::bootloader::Location;
 use crate::error::{Result, UpdaterError};
 use crate::fleet::http::HttpSettings;
 use crate::fleet::settings::{api_config, fleet_config, ApiConfig, FleetConfig, RawApi, RawFleet};
+use crate::group::Group;
 use crate::slots::{
-    booted_from_cmdline, read_kernel_cmdline, BlockDevices, Group, GroupSlots, SlotSource, SlotSpec,
+    booted_from_cmdline, read_kernel_cmdline, BlockDevices, GroupSlots, SlotSource, SlotSpec,
 };
 
 pub const DEFAULT_PATH: &str = "/etc/updater/system.toml";

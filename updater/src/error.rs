@@ -57,7 +57,7 @@ pub enum UpdaterError {
     #[error("network: {0}")]
     Network(String),
     #[error("install cancelled; group {0} stays unbootable")]
-    Cancelled(crate::slots::Group),
+    Cancelled(crate::group::Group),
     #[error("not the bundle the release index names: {0}")]
     WrongBundle(String),
 }

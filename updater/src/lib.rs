@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod group;
 pub mod install;
 pub mod progress;
 pub mod slots;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, UpdaterError};
 use crate::fsutil::atomic_write;
-use crate::slots::Group;
+use crate::group::Group;
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::bootloader;
 use crate::config::Config;
 use crate::error::Result;
-use crate::slots::Group;
+use crate::group::Group;
 use crate::state::{ComponentRecord, InstallRecord, StateDir};
 
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use updater::bootloader::{BootState, Bootloader, GrubEnv, Location, UbootEnv, UBOOT_PREFIX};
-use updater::slots::Group;
+use updater::group::Group;
 
 /// Names the first differing offset instead of printing kilobytes.
 fn assert_same_bytes(theirs: &[u8], ours: &[u8]) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use updater::bootloader::{BootState, Bootloader, GrubEnv};
-use updater::slots::Group;
+use updater::group::Group;
 
 struct Esp {
     dir: tempfile::TempDir,

@@ -35,7 +35,11 @@ fn install_on_lying_storage(device: &Device, lie_at: usize) -> Output {
 fn a_chunk_the_storage_did_not_keep_is_caught_while_later_ones_are_written() {
     let device = Device::new();
     let out = install_on_lying_storage(&device, 2);
-    assert_fails(&out, 7, "read-back of B/rootfs: chunk 1 differs from what was written");
+    assert_fails(
+        &out,
+        7,
+        "read-back of B/rootfs: chunk 1 differs from what was written",
+    );
     assert_safe(&device);
     assert_eq!(device.status()["last_install"]["result"], "failed");
 }
@@ -56,6 +60,10 @@ fn the_last_chunk_is_read_back_after_the_fsync() {
 fn honest_storage_installs() {
     let device = Device::new();
     let out = install_on_lying_storage(&device, 0);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(device.slot("b"), image(CHUNKS << 20, 3));
 }

@@ -16,7 +16,7 @@ use bundle::{create_bundle, BundleInput, CreateOptions, ImageInput};
 use common::device::{image, two_slot_config, Device};
 use common::run;
 use updater::bootloader;
-use updater::slots::Group;
+use updater::group::Group;
 use updater::Config;
 
 const CUT_EXIT: i32 = 99;

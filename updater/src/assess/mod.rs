@@ -13,8 +13,8 @@ use tracing::{info, warn};
 use crate::bootloader::{self, BootState};
 use crate::config::{Config, OnFailure};
 use crate::error::{Result, UpdaterError};
+use crate::group::Group;
 use crate::progress::{Progress, Style};
-use crate::slots::Group;
 use crate::state::{now, InstallResult, State, StateDir};
 
 /// Whose problem a failed check is (docs/boot-flow.md). Only the booted group's own problems mark

@@ -13,7 +13,7 @@ use super::Failure;
 use crate::bootloader::{BootState, Bootloader};
 use crate::config::Config;
 use crate::error::UpdaterError;
-use crate::slots::Group;
+use crate::group::Group;
 use crate::state::StateDir;
 
 pub fn run(

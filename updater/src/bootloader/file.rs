@@ -70,7 +70,7 @@ pub(crate) fn parse(text: &str) -> std::result::Result<Vars, String> {
 mod tests {
     use super::*;
     use crate::bootloader::Bootloader;
-    use crate::slots::Group;
+    use crate::group::Group;
 
     #[test]
     fn stores_loads_and_keeps_foreign_variables() {

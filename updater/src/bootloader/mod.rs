@@ -16,7 +16,7 @@ pub use uboot::{Location, UbootEnv};
 
 use crate::config::{BootloaderConfig, Config};
 use crate::error::{Result, UpdaterError};
-use crate::slots::Group;
+use crate::group::Group;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupBoot {

@@ -3,7 +3,7 @@
 //! promises: the bootloader never starts a group that is being written, and the device always
 //! comes back to a group that works (A, B, or at worst R) by booting on its own.
 use super::BootState;
-use crate::slots::Group;
+use crate::group::Group;
 
 const TRIES: u8 = 2;
 

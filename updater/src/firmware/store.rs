@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, UpdaterError};
 use crate::fsutil::atomic_write;
-use crate::slots::Group;
+use crate::group::Group;
 
 const LIST: &str = "firmware.json";
 

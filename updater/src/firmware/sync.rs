@@ -11,8 +11,8 @@ use super::store::{self, StoredFirmware};
 use super::{flash, Parity, Target};
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
+use crate::group::Group;
 use crate::progress::Progress;
-use crate::slots::Group;
 use crate::state::{now, State, StateDir};
 
 /// What was last flashed and verified on a target, by firmware name.

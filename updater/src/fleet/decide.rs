@@ -212,7 +212,7 @@ mod tests {
     use bundle::release::Rollout;
 
     use super::*;
-    use crate::slots::Group;
+    use crate::group::Group;
 
     fn release(version: &str) -> Release {
         Release {

@@ -26,14 +26,15 @@ use crate::cancel::CancelToken;
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
+use crate::group::Group;
 use crate::progress::Progress;
-use crate::slots::{Group, Slot, SlotInfo};
+use crate::slots::{Slot, SlotInfo};
 use crate::source::Cancellable;
 use crate::state::{
     now, ComponentRecord, GroupRecord, InstallRecord, InstallResult, State, StateDir,
 };
-use readback::SlotTarget;
 pub use policy::Policy;
+use readback::SlotTarget;
 
 #[derive(Debug, Clone, Default)]
 pub struct InstallOptions {
@@ -168,8 +169,9 @@ pub fn install(
             Some(file) => file,
             None => spec.open_for_write()?,
         };
-        let reader = std::fs::File::open(&spec.path)
-            .map_err(UpdaterError::io(format!("opening slot {name} for reading back")))?;
+        let reader = std::fs::File::open(&spec.path).map_err(UpdaterError::io(format!(
+            "opening slot {name} for reading back"
+        )))?;
         route.insert(component.name.clone(), targets.len());
         targets.push(SlotTarget { name, file, reader });
     }

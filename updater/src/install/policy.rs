@@ -5,7 +5,8 @@ use bundle::Manifest;
 use crate::error::{Result, UpdaterError};
 use std::collections::BTreeMap;
 
-use crate::slots::{Group, Slot, SlotInfo};
+use crate::group::Group;
+use crate::slots::{Slot, SlotInfo};
 use crate::state::State;
 
 pub struct Policy<'a> {

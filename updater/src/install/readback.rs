@@ -131,7 +131,10 @@ fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
     target
         .reader
         .read_exact_at(buf, chunk.offset)
-        .map_err(UpdaterError::io(format!("reading back slot {}", target.name)))?;
+        .map_err(UpdaterError::io(format!(
+            "reading back slot {}",
+            target.name
+        )))?;
     if hash_chunk(buf) == chunk.digest {
         Ok(())
     } else {
@@ -280,6 +283,9 @@ mod tests {
         tx.send(chunk).unwrap();
         drop(tx);
         let err = trail(&[target], rx, 4, 2).unwrap_err();
-        assert!(matches!(err, UpdaterError::ReadBack { chunk: 1, .. }), "{err}");
+        assert!(
+            matches!(err, UpdaterError::ReadBack { chunk: 1, .. }),
+            "{err}"
+        );
     }
 }
