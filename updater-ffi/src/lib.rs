@@ -228,7 +228,7 @@ pub unsafe extern "C" fn abu_install(
             unsafe { callback(step.as_ptr(), tick.done, tick.total, user.get()) }
         }) as Observer
     });
-    let from_network = updater::fleet::http::is_url(source);
+    let from_network = updater::net::is_url(source);
     let result = h.activity.run(
         source,
         from_network,

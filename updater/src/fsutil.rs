@@ -2,7 +2,7 @@
 //! folder. A power cut leaves either the old or the new content, never a mix.
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Result, UpdaterError};
 use crate::fault;
@@ -38,6 +38,37 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&temp);
         UpdaterError::io(context())(e)
     })
+}
+
+/// Where the storage at `path` is, links resolved; for a file not created yet, its folder's
+/// resolved path and its name. A link to nothing is refused: writing through it would create a
+/// file wherever it points, perhaps inside the running group.
+pub fn location_of(path: &Path) -> Result<PathBuf> {
+    let io = |e| UpdaterError::io(format!("slot {}", path.display()))(e);
+    match fs::canonicalize(path) {
+        Ok(path) => return Ok(path),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
+    }
+    if let Ok(target) = fs::read_link(path) {
+        return Err(UpdaterError::Incompatible(format!(
+            "slot {} is a link to {}, which does not exist",
+            path.display(),
+            target.display()
+        )));
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(UpdaterError::Incompatible(format!(
+            "slot {} names no file",
+            path.display()
+        )));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    Ok(fs::canonicalize(parent).map_err(io)?.join(name))
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use crate::bootloader::{file, grub, uboot};
 use crate::daemon::http_server::read_request;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
-use crate::fleet::http::{continues_at, file_identity, redirect_target};
+use crate::net::{continues_at, file_identity, redirect_target};
 
 /// A request to the local API, head and body, as a client on loopback would send it.
 pub fn api_request(bytes: &[u8]) {

@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod group;
 pub mod install;
+pub mod net;
 pub mod progress;
 pub mod slots;
 pub mod source;

@@ -5,8 +5,9 @@ use std::io::{self, BufReader, Read};
 use std::sync::Arc;
 
 use crate::cancel::CancelToken;
+use crate::config::HttpSettings;
 use crate::error::{Result, UpdaterError};
-use crate::fleet::http::{self, Client, Download, HttpSettings, CANCELLED};
+use crate::net::{self as http, Client, Download, CANCELLED};
 
 const BUFFER: usize = 256 << 10;
 

@@ -38,8 +38,19 @@ pub struct State {
     pub warnings: Vec<String>,
     /// What was last flashed and verified on each microcontroller, by firmware name.
     #[serde(default)]
-    pub firmware: crate::firmware::sync::FlashedMap,
+    pub firmware: FlashedMap,
 }
+
+/// What was last flashed and verified on a target, by firmware name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flashed {
+    pub version: String,
+    pub sha256: String,
+    pub group: Group,
+    pub time: String,
+}
+
+pub type FlashedMap = BTreeMap<String, Flashed>;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use common::device::{Device, CONFIG};
-use updater::slots::{stand_in, BlockDevices};
+use updater::config::BlockDevices;
+use updater::slots::stand_in;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

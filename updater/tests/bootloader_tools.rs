@@ -6,7 +6,8 @@ use common::run;
 use std::fs;
 use std::path::Path;
 
-use updater::bootloader::{BootState, Bootloader, GrubEnv, Location, UbootEnv, UBOOT_PREFIX};
+use updater::bootloader::{BootState, Bootloader, GrubEnv, UbootEnv, UBOOT_PREFIX};
+use updater::config::Location;
 use updater::group::Group;
 
 /// Names the first differing offset instead of printing kilobytes.

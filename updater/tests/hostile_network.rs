@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use common::device::{assert_fails, assert_safe, Device, CONFIG};
 use common::web::{Nginx, RawServer};
 use updater::cancel::CancelToken;
-use updater::fleet::http::{Client, Download, HttpSettings};
+use updater::config::HttpSettings;
+use updater::net::{Client, Download};
 
 const EXIT_NETWORK: i32 = 13;
 

@@ -9,25 +9,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::fleet::http::{Client, HttpSettings};
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    pub name: String,
-    pub kind: CheckKind,
-    /// Limit for one attempt.
-    pub timeout: Duration,
-    /// Keep retrying failed attempts until this much time has passed since the first one.
-    pub retry_for: Duration,
-    /// Whether a failure is the booted group's own (marks it bad) or shared (reported only).
-    pub scope: super::Scope,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckKind {
-    Command(Vec<String>),
-    Http { url: String, expect_status: u16 },
-}
+use crate::config::{Check, CheckKind, HttpSettings};
+use crate::net::Client;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 

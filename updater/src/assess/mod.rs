@@ -7,27 +7,14 @@ mod self_test;
 
 use std::process::Command;
 
-pub use checks::{Check, CheckKind};
 use tracing::{info, warn};
 
 use crate::bootloader::{self, BootState};
-use crate::config::{Config, OnFailure};
+use crate::config::{Config, OnFailure, Scope};
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 use crate::progress::{Progress, Style};
 use crate::state::{now, InstallResult, State, StateDir};
-
-/// Whose problem a failed check is (docs/boot-flow.md). Only the booted group's own problems mark
-/// it bad: falling back fixes those, and nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// The booted group's root filesystem, updater, application or firmware.
-    Group,
-    /// What both groups share: the data partition, the boot environment, another disk, the
-    /// network.
-    Shared,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 pub use file::FileEnv;
 pub use grub::GrubEnv;
-pub use uboot::{Location, UbootEnv};
+pub use uboot::UbootEnv;
 
 use crate::config::{BootloaderConfig, Config};
 use crate::error::{Result, UpdaterError};

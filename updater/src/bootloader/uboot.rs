@@ -5,18 +5,10 @@
 //! cut leaves the other copy, and the previous state, intact.
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
 
 use super::{Environment, Vars};
+use crate::config::Location;
 use crate::error::{Result, UpdaterError};
-
-/// Where one copy lives: the same facts as a line of /etc/fw_env.config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub path: PathBuf,
-    pub offset: u64,
-    pub size: usize,
-}
 
 pub struct UbootEnv {
     copies: Vec<Location>,

@@ -3,28 +3,15 @@
 //! after an update the new firmware goes on, and after a fallback the old one goes back. The check
 //! costs nothing at boot when nothing changed; its limit: a device reflashed behind the updater's
 //! back is not noticed (docs/firmware.md).
-use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::store::{self, StoredFirmware};
 use super::{flash, Parity, Target};
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
-use crate::group::Group;
 use crate::progress::Progress;
-use crate::state::{now, State, StateDir};
-
-/// What was last flashed and verified on a target, by firmware name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Flashed {
-    pub version: String,
-    pub sha256: String,
-    pub group: Group,
-    pub time: String,
-}
-
-pub type FlashedMap = BTreeMap<String, Flashed>;
+use crate::state::{now, Flashed, State, StateDir};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

@@ -4,7 +4,7 @@ use bundle::release::{bucket, bucket_fraction, in_rollout, Release, ReleaseIndex
 use semver::Version;
 use serde::Serialize;
 
-use super::settings::Pin;
+use crate::config::Pin;
 use crate::state::{InstallRecord, InstallResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,10 +1,8 @@
 //! Taking updates from a release index (docs/fleet.md): fetch and verify the channel's signed
 //! index, decide from the device's bucket and history, and install the named bundle from its URL.
 pub mod decide;
-pub mod http;
 pub mod report;
 pub mod schedule;
-pub mod settings;
 
 use bundle::release::{ReleaseIndex, MAX_INDEX_SIZE};
 use bundle::{BundleError, Keyring};
@@ -12,13 +10,13 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::config::FleetConfig;
 use crate::error::{Result, UpdaterError};
 use crate::install::{install, InstallOptions, InstallReport};
 use crate::progress::Progress;
 use crate::source;
 use crate::state::StateDir;
 use decide::{decide, Decision, Device};
-use settings::FleetConfig;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
@@ -47,7 +45,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
     let fleet = fleet_config(config)?;
     let keyring = Keyring::load(&fleet.keyring).map_err(UpdaterError::Keyring)?;
     let index_url = fleet.index_url();
-    let bytes = http::Client::new(&config.http)?.fetch_small(&index_url, MAX_INDEX_SIZE)?;
+    let bytes = crate::net::Client::new(&config.http)?.fetch_small(&index_url, MAX_INDEX_SIZE)?;
     let (index, signer) = ReleaseIndex::verify(&bytes, &keyring)?;
     if index.channel != fleet.channel {
         return Err(BundleError::InvalidIndex(format!(

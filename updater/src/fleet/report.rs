@@ -4,12 +4,12 @@
 
 use serde::Serialize;
 
-use super::http;
-use super::settings::FleetConfig;
 use super::CheckReport;
 use crate::activity::ActivityStatus;
 use crate::config::Config;
+use crate::config::FleetConfig;
 use crate::error::{Result, UpdaterError};
+use crate::net as http;
 use crate::state::now;
 use crate::status::{health, Health};
 

@@ -329,7 +329,7 @@ fn write_and_verify<R: Read>(
 
 /// A download that failed for good is a network failure (exit 13), not a read error.
 fn network_or(err: UpdaterError) -> UpdaterError {
-    match crate::fleet::http::download_failure(&err) {
+    match crate::net::download_failure(&err) {
         Some(message) => UpdaterError::Network(message),
         None => err,
     }

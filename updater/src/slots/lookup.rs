@@ -9,26 +9,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::config::BlockDevices;
 use crate::error::{Result, UpdaterError};
-
-/// Where the kernel's block devices are seen: /sys and /dev, or a stand-in for tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlockDevices {
-    pub sysfs: PathBuf,
-    pub dev: PathBuf,
-    /// The running root file system, whose disk wins when a name matches on several disks.
-    pub root: PathBuf,
-}
-
-impl Default for BlockDevices {
-    fn default() -> Self {
-        BlockDevices {
-            sysfs: "/sys".into(),
-            dev: "/dev".into(),
-            root: "/".into(),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Partition {

@@ -2,7 +2,6 @@
 mod lookup;
 #[cfg(any(test, feature = "test-support"))]
 pub mod stand_in;
-use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -10,27 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, UpdaterError};
 
+use crate::config::{BlockDevices, Config, SlotSource, SlotSpec};
 use crate::group::Group;
-pub use lookup::BlockDevices;
-
-/// How the config names a slot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SlotSource {
-    /// A block device or a plain file (tests, images on a data partition).
-    Path(PathBuf),
-    /// The GPT partition with this name (PARTLABEL).
-    Label(String),
-    /// The GPT partition with this unique GUID (PARTUUID).
-    PartUuid(String),
-}
-
-/// A slot as configured; `resolve` finds its device.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlotSpec {
-    pub source: SlotSource,
-    /// Capacity limit; a block device's capacity is its size.
-    pub size: Option<u64>,
-}
 
 /// A slot whose device or file is known.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +18,6 @@ pub struct Slot {
     pub path: PathBuf,
     pub size: Option<u64>,
 }
-
-/// The slots of one group, by slot class (rootfs, app, ...).
-pub type GroupSlots = BTreeMap<String, SlotSpec>;
 
 impl SlotSpec {
     pub fn resolve(&self, devices: &BlockDevices) -> Result<Slot> {
@@ -70,7 +47,7 @@ pub struct SlotInfo {
 
 impl Slot {
     pub fn inspect(&self) -> Result<SlotInfo> {
-        let location = location_of(&self.path)?;
+        let location = crate::fsutil::location_of(&self.path)?;
         let meta = match fs::metadata(&self.path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -109,37 +86,6 @@ impl Slot {
     }
 }
 
-/// Where the storage at `path` is, links resolved; for a file not created yet, its folder's
-/// resolved path and its name. A link to nothing is refused: writing through it would create a
-/// file wherever it points, perhaps inside the running group.
-pub(crate) fn location_of(path: &Path) -> Result<PathBuf> {
-    let io = |e| UpdaterError::io(format!("slot {}", path.display()))(e);
-    match fs::canonicalize(path) {
-        Ok(path) => return Ok(path),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-        Err(_) => {}
-    }
-    if let Ok(target) = fs::read_link(path) {
-        return Err(UpdaterError::Incompatible(format!(
-            "slot {} is a link to {}, which does not exist",
-            path.display(),
-            target.display()
-        )));
-    }
-    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-        return Err(UpdaterError::Incompatible(format!(
-            "slot {} names no file",
-            path.display()
-        )));
-    };
-    let parent = if parent.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        parent
-    };
-    Ok(fs::canonicalize(parent).map_err(io)?.join(name))
-}
-
 impl Slot {
     /// Opens for writing without truncating: nothing changes until the first chunk is written.
     pub fn open_for_write(&self) -> Result<File> {
@@ -160,6 +106,35 @@ impl Slot {
 
     fn is_block_device(&self) -> bool {
         fs::metadata(&self.path).is_ok_and(|m| m.file_type().is_block_device())
+    }
+}
+
+/// Which group runs is the boot state's business, so it is decided here, not in the config.
+impl Config {
+    /// The kernel command line's `updater.slot=` wins: it is what the bootloader booted. A
+    /// `[boot] booted` that disagrees with it is an error naming both, never silently believed,
+    /// since it would make the running group look like the inactive one.
+    pub fn booted_group(&self) -> Result<Group> {
+        let from_kernel = match read_kernel_cmdline(&self.boot.cmdline) {
+            Ok(cmdline) => booted_from_cmdline(&cmdline)?,
+            Err(_) if self.boot.booted.is_some() => None,
+            Err(e) => return Err(e),
+        };
+        match (from_kernel, self.boot.booted) {
+            (Some(kernel), Some(configured)) if kernel != configured => {
+                return Err(UpdaterError::UnknownBootedGroup(format!(
+                    "{} says updater.slot={kernel}, but [boot] booted = \"{configured}\" in {}; remove the booted line",
+                    self.boot.cmdline.display(),
+                    self.path.display()
+                )))
+            }
+            (Some(group), _) | (None, Some(group)) => return Ok(group),
+            (None, None) => {}
+        }
+        Err(UpdaterError::UnknownBootedGroup(format!(
+            "{} has no updater.slot= and [boot] booted is not set",
+            self.boot.cmdline.display()
+        )))
     }
 }
 

@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
-use super::BlockDevices;
+use crate::config::BlockDevices;
 
 /// `disks`: each disk's name and its partitions (number, GPT name). The stand-in /dev gets a
 /// file per partition holding "<label> on <disk>"; disk files are left to the caller.

@@ -9,7 +9,7 @@
 //! refused rather than spliced. Whatever bytes arrive, the bundle reader checks them against the
 //! signed chunk hashes.
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -22,6 +22,7 @@ use ureq::http::HeaderMap;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use crate::cancel::CancelToken;
+pub use crate::config::{is_url, HttpSettings};
 use crate::error::{Result, UpdaterError};
 
 /// A download breaks off at most this many times before the install gives up.
@@ -34,33 +35,6 @@ const CANCEL_POLL: Duration = Duration::from_millis(200);
 /// Pieces of a download in flight between the network thread and the install.
 const PIECES_IN_FLIGHT: usize = 4;
 const PIECE: usize = 256 << 10;
-
-/// Time limits and trust for every request (docs/config.md, `[http]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpSettings {
-    /// Extra CA certificates (PEM) trusted besides the Mozilla roots.
-    pub ca_file: Option<PathBuf>,
-    /// Connecting to a server, TLS included.
-    pub connect_timeout: Duration,
-    /// A whole request for a small document (index, report): headers and body.
-    pub timeout: Duration,
-    /// A bundle download slower than `min_rate` bytes per second over `stall_time` is broken off
-    /// and resumed; so is one that receives nothing for `stall_time`.
-    pub min_rate: u64,
-    pub stall_time: Duration,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        HttpSettings {
-            ca_file: None,
-            connect_timeout: Duration::from_secs(30),
-            timeout: Duration::from_secs(120),
-            min_rate: 1024,
-            stall_time: Duration::from_secs(60),
-        }
-    }
-}
 
 /// A response with its body still to be read.
 pub type Response = ureq::http::Response<ureq::Body>;
@@ -309,10 +283,6 @@ fn with_private_cas(ca_file: &Path) -> Result<RootCerts> {
         .map(|der| Certificate::from_der(der.as_ref()).to_owned())
         .collect::<Vec<_>>();
     Ok(RootCerts::new_with_certs(&roots))
-}
-
-pub fn is_url(source: &str) -> bool {
-    source.starts_with("http://") || source.starts_with("https://")
 }
 
 /// Why a request failed: the server refused (an HTTP error, a bad redirect), or the transport

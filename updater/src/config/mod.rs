@@ -3,19 +3,30 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::assess::{Check, CheckKind, Scope};
-use crate::bootloader::Location;
-use crate::error::{Result, UpdaterError};
-use crate::fleet::http::HttpSettings;
-use crate::fleet::settings::{api_config, fleet_config, ApiConfig, FleetConfig, RawApi, RawFleet};
-use crate::group::Group;
-use crate::slots::{
-    booted_from_cmdline, read_kernel_cmdline, BlockDevices, GroupSlots, SlotSource, SlotSpec,
+mod boot_check;
+mod bootloader;
+mod fleet;
+mod http;
+mod slots;
+
+pub use boot_check::{BootCheckConfig, Check, CheckKind, OnFailure, Scope};
+pub use bootloader::{BootloaderConfig, Location};
+pub use fleet::{
+    AfterInstall, ApiConfig, DeviceId, FleetConfig, Pin, DEFAULT_INTERVAL, DEFAULT_LISTEN,
 };
+pub use http::{is_url, HttpSettings};
+pub use slots::{BlockDevices, GroupSlots, SlotSource, SlotSpec};
+
+use crate::error::{Result, UpdaterError};
+use crate::group::Group;
+use boot_check::{boot_check_config, RawBootCheck};
+use bootloader::{bootloader_config, RawBootloader};
+use fleet::{api_config, fleet_config, RawApi, RawFleet};
+use http::RawHttp;
+use slots::{refuse_shared_paths, RawSlot};
 
 pub const DEFAULT_PATH: &str = "/etc/updater/system.toml";
 /// Boot attempts a freshly installed or freshly confirmed group gets.
@@ -37,31 +48,6 @@ pub struct Config {
     pub api: ApiConfig,
     /// Time limits and trusted CAs of every HTTP(S) request.
     pub http: HttpSettings,
-}
-
-/// What boot-check does when a check fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Mark the booted group bad and reboot: the bootloader falls back at once.
-    Fallback,
-    /// Reboot without marking: the group gets its remaining attempts.
-    Retry,
-    /// Only report (exit non-zero); for bring-up.
-    Report,
-}
-
-#[derive(Debug, Clone)]
-pub struct BootCheckConfig {
-    pub on_failure: OnFailure,
-    pub reboot_command: Vec<String>,
-    pub checks: Vec<Check>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BootloaderConfig {
-    File { path: PathBuf },
-    Grub { path: PathBuf },
-    Uboot { copies: Vec<Location> },
 }
 
 #[derive(Debug, Clone)]
@@ -97,226 +83,10 @@ struct RawConfig {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawHttp {
-    ca_file: Option<PathBuf>,
-    /// Seconds.
-    connect_timeout: Option<f64>,
-    timeout: Option<f64>,
-    /// Bytes per second.
-    min_rate: Option<u64>,
-    /// Seconds.
-    stall_time: Option<f64>,
-}
-
-/// Two slots named by path that are one file, even one not created yet (`a.img`, `./a.img`,
-/// `x/../a.img`, a link to it): an install into one would overwrite the other.
-fn refuse_shared_paths(slots: &BTreeMap<Group, GroupSlots>) -> Result<(), String> {
-    let mut seen: Vec<(PathBuf, String)> = Vec::new();
-    for (group, specs) in slots {
-        for (class, spec) in specs {
-            let SlotSource::Path(path) = &spec.source else {
-                continue;
-            };
-            // A location that cannot be worked out yet (missing folder, dangling link) is refused
-            // by the install that would write it.
-            let Ok(location) = crate::slots::location_of(path) else {
-                continue;
-            };
-            let name = format!("slots.{group}.{class}");
-            if let Some((_, other)) = seen.iter().find(|(l, _)| *l == location) {
-                return Err(format!(
-                    "{name} and {other} are the same file {}",
-                    location.display()
-                ));
-            }
-            seen.push((location, name));
-        }
-    }
-    Ok(())
-}
-
-impl RawHttp {
-    fn settings(self, resolve: &impl Fn(&Path) -> PathBuf) -> Result<HttpSettings, String> {
-        let defaults = HttpSettings::default();
-        let seconds = |key: &str, value: Option<f64>, default: Duration| match value {
-            None => Ok(default),
-            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
-            Some(s) => Err(format!("http.{key} = {s}: seconds between 0 and 86400")),
-        };
-        Ok(HttpSettings {
-            ca_file: self.ca_file.map(|p| resolve(&p)),
-            connect_timeout: seconds(
-                "connect_timeout",
-                self.connect_timeout,
-                defaults.connect_timeout,
-            )?,
-            timeout: seconds("timeout", self.timeout, defaults.timeout)?,
-            min_rate: self.min_rate.unwrap_or(defaults.min_rate),
-            stall_time: seconds("stall_time", self.stall_time, defaults.stall_time)?,
-        })
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawBootCheck {
-    on_failure: Option<String>,
-    reboot_command: Option<Vec<String>>,
-    #[serde(default)]
-    check: Vec<RawCheck>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCheck {
-    name: String,
-    command: Option<Vec<String>>,
-    http: Option<String>,
-    expect_status: Option<u16>,
-    /// Seconds for one attempt.
-    timeout: Option<f64>,
-    /// Seconds during which failed attempts are retried.
-    retry_for: Option<f64>,
-    /// "group" (default): a failure marks the booted group bad; "shared": only reported.
-    scope: Option<Scope>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawBootloader {
-    backend: String,
-    path: PathBuf,
-    offset: Option<u64>,
-    size: Option<usize>,
-    redundant_offset: Option<u64>,
-    redundant_path: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawBoot {
     booted: Option<String>,
     cmdline: Option<PathBuf>,
     tries: Option<u8>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawSlot {
-    Path(PathBuf),
-    Table {
-        path: Option<PathBuf>,
-        label: Option<String>,
-        partuuid: Option<String>,
-        size: Option<u64>,
-    },
-}
-
-fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCheckConfig, String> {
-    let on_failure = match raw.on_failure.as_deref().unwrap_or("fallback") {
-        "fallback" => OnFailure::Fallback,
-        "retry" => OnFailure::Retry,
-        "report" => OnFailure::Report,
-        other => {
-            return Err(format!(
-                "boot_check.on_failure '{other}' must be fallback, retry or report"
-            ))
-        }
-    };
-    let seconds = |name: &str, value: Option<f64>, default: f64| {
-        let v = value.unwrap_or(default);
-        if v.is_finite() && (0.0..=3600.0).contains(&v) {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(format!("check '{name}': times are seconds from 0 to 3600"))
-        }
-    };
-    let mut checks = Vec::new();
-    for c in raw.check {
-        let kind = match (c.command, c.http) {
-            (Some(argv), None) if !argv.is_empty() => CheckKind::Command(argv),
-            (None, Some(url)) if crate::fleet::http::is_url(&url) => CheckKind::Http {
-                url,
-                expect_status: c.expect_status.unwrap_or(200),
-            },
-            (None, Some(url)) => {
-                return Err(format!(
-                    "check '{}': {url} is not an http:// or https:// URL",
-                    c.name
-                ))
-            }
-            _ => {
-                return Err(format!(
-                    "check '{}' needs either command = [...] or http = \"...\"",
-                    c.name
-                ))
-            }
-        };
-        checks.push(Check {
-            timeout: seconds(&c.name, c.timeout, 10.0)?,
-            retry_for: seconds(&c.name, c.retry_for, 0.0)?,
-            scope: c.scope.unwrap_or(Scope::Group),
-            name: c.name,
-            kind,
-        });
-    }
-    Ok(BootCheckConfig {
-        on_failure,
-        reboot_command: raw
-            .reboot_command
-            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]),
-        checks,
-    })
-}
-
-fn bootloader_config(
-    raw: &RawBootloader,
-    resolve: &dyn Fn(&Path) -> PathBuf,
-) -> std::result::Result<BootloaderConfig, String> {
-    let uboot_only = raw.offset.is_some()
-        || raw.size.is_some()
-        || raw.redundant_offset.is_some()
-        || raw.redundant_path.is_some();
-    match raw.backend.as_str() {
-        "file" | "grub" if uboot_only => Err(format!(
-            "offset, size and redundant_* belong to backend \"uboot\", not \"{}\"",
-            raw.backend
-        )),
-        "file" => Ok(BootloaderConfig::File {
-            path: resolve(&raw.path),
-        }),
-        "grub" => Ok(BootloaderConfig::Grub {
-            path: resolve(&raw.path),
-        }),
-        "uboot" => {
-            let size = raw
-                .size
-                .ok_or("backend \"uboot\" needs size (bytes of one copy)")?;
-            if !(16..=16 << 20).contains(&size) {
-                return Err(format!("bootloader.size {size} is out of range"));
-            }
-            let mut copies = vec![Location {
-                path: resolve(&raw.path),
-                offset: raw.offset.unwrap_or(0),
-                size,
-            }];
-            match (raw.redundant_offset, &raw.redundant_path) {
-                (None, None) => {}
-                (offset, path) => copies.push(Location {
-                    path: path.as_deref().map_or_else(|| resolve(&raw.path), resolve),
-                    offset: offset.unwrap_or(0),
-                    size,
-                }),
-            }
-            if copies.len() == 2 && copies[0] == copies[1] {
-                return Err("the redundant copy is at the same place as the first".into());
-            }
-            Ok(BootloaderConfig::Uboot { copies })
-        }
-        other => Err(format!(
-            "unknown bootloader backend '{other}' (known: file, grub, uboot)"
-        )),
-    }
 }
 
 impl Config {
@@ -425,32 +195,6 @@ impl Config {
         })
     }
 
-    /// The kernel command line's `updater.slot=` wins: it is what the bootloader booted. A
-    /// `[boot] booted` that disagrees with it is an error naming both, never silently believed,
-    /// since it would make the running group look like the inactive one.
-    pub fn booted_group(&self) -> Result<Group> {
-        let from_kernel = match read_kernel_cmdline(&self.boot.cmdline) {
-            Ok(cmdline) => booted_from_cmdline(&cmdline)?,
-            Err(_) if self.boot.booted.is_some() => None,
-            Err(e) => return Err(e),
-        };
-        match (from_kernel, self.boot.booted) {
-            (Some(kernel), Some(configured)) if kernel != configured => {
-                return Err(UpdaterError::UnknownBootedGroup(format!(
-                    "{} says updater.slot={kernel}, but [boot] booted = \"{configured}\" in {}; remove the booted line",
-                    self.boot.cmdline.display(),
-                    self.path.display()
-                )))
-            }
-            (Some(group), _) | (None, Some(group)) => return Ok(group),
-            (None, None) => {}
-        }
-        Err(UpdaterError::UnknownBootedGroup(format!(
-            "{} has no updater.slot= and [boot] booted is not set",
-            self.boot.cmdline.display()
-        )))
-    }
-
     pub fn groups(&self) -> impl Iterator<Item = Group> + '_ {
         self.slots.keys().copied()
     }
@@ -458,10 +202,12 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// The documented example (docs/config.md), as shipped with the demo.
-    const EXAMPLE: &str = include_str!("../../examples/acme-robot/system.toml");
+    const EXAMPLE: &str = include_str!("../../../examples/acme-robot/system.toml");
 
     fn load(text: &str) -> Result<Config> {
         let dir = tempfile::tempdir().unwrap();

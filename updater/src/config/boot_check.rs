@@ -1,0 +1,135 @@
+//! `[boot_check]`: what boot-check runs after a boot and what it does when a check fails.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::http::is_url;
+
+/// What boot-check does when a check fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Mark the booted group bad and reboot: the bootloader falls back at once.
+    Fallback,
+    /// Reboot without marking: the group gets its remaining attempts.
+    Retry,
+    /// Only report (exit non-zero); for bring-up.
+    Report,
+}
+
+#[derive(Debug, Clone)]
+pub struct BootCheckConfig {
+    pub on_failure: OnFailure,
+    pub reboot_command: Vec<String>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    /// Limit for one attempt.
+    pub timeout: Duration,
+    /// Keep retrying failed attempts until this much time has passed since the first one.
+    pub retry_for: Duration,
+    /// Whether a failure is the booted group's own (marks it bad) or shared (reported only).
+    pub scope: Scope,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    Command(Vec<String>),
+    Http { url: String, expect_status: u16 },
+}
+
+/// Whose problem a failed check is (docs/boot-flow.md). Only the booted group's own problems mark
+/// it bad: falling back fixes those, and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The booted group's root filesystem, updater, application or firmware.
+    Group,
+    /// What both groups share: the data partition, the boot environment, another disk, the
+    /// network.
+    Shared,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBootCheck {
+    on_failure: Option<String>,
+    reboot_command: Option<Vec<String>>,
+    #[serde(default)]
+    check: Vec<RawCheck>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: String,
+    command: Option<Vec<String>>,
+    http: Option<String>,
+    expect_status: Option<u16>,
+    /// Seconds for one attempt.
+    timeout: Option<f64>,
+    /// Seconds during which failed attempts are retried.
+    retry_for: Option<f64>,
+    /// "group" (default): a failure marks the booted group bad; "shared": only reported.
+    scope: Option<Scope>,
+}
+
+pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCheckConfig, String> {
+    let on_failure = match raw.on_failure.as_deref().unwrap_or("fallback") {
+        "fallback" => OnFailure::Fallback,
+        "retry" => OnFailure::Retry,
+        "report" => OnFailure::Report,
+        other => {
+            return Err(format!(
+                "boot_check.on_failure '{other}' must be fallback, retry or report"
+            ))
+        }
+    };
+    let seconds = |name: &str, value: Option<f64>, default: f64| {
+        let v = value.unwrap_or(default);
+        if v.is_finite() && (0.0..=3600.0).contains(&v) {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(format!("check '{name}': times are seconds from 0 to 3600"))
+        }
+    };
+    let mut checks = Vec::new();
+    for c in raw.check {
+        let kind = match (c.command, c.http) {
+            (Some(argv), None) if !argv.is_empty() => CheckKind::Command(argv),
+            (None, Some(url)) if is_url(&url) => CheckKind::Http {
+                url,
+                expect_status: c.expect_status.unwrap_or(200),
+            },
+            (None, Some(url)) => {
+                return Err(format!(
+                    "check '{}': {url} is not an http:// or https:// URL",
+                    c.name
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "check '{}' needs either command = [...] or http = \"...\"",
+                    c.name
+                ))
+            }
+        };
+        checks.push(Check {
+            timeout: seconds(&c.name, c.timeout, 10.0)?,
+            retry_for: seconds(&c.name, c.retry_for, 0.0)?,
+            scope: c.scope.unwrap_or(Scope::Group),
+            name: c.name,
+            kind,
+        });
+    }
+    Ok(BootCheckConfig {
+        on_failure,
+        reboot_command: raw
+            .reboot_command
+            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]),
+        checks,
+    })
+}

@@ -1,0 +1,87 @@
+//! `[slots.*]`: the slots of each group, by path, GPT label or GPT partition GUID.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::group::Group;
+
+/// How the config names a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotSource {
+    /// A block device or a plain file (tests, images on a data partition).
+    Path(PathBuf),
+    /// The GPT partition with this name (PARTLABEL).
+    Label(String),
+    /// The GPT partition with this unique GUID (PARTUUID).
+    PartUuid(String),
+}
+
+/// A slot as configured; `resolve` finds its device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotSpec {
+    pub source: SlotSource,
+    /// Capacity limit; a block device's capacity is its size.
+    pub size: Option<u64>,
+}
+
+/// The slots of one group, by slot class (rootfs, app, ...).
+pub type GroupSlots = BTreeMap<String, SlotSpec>;
+
+/// Where the kernel's block devices are seen: /sys and /dev, or a stand-in for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDevices {
+    pub sysfs: PathBuf,
+    pub dev: PathBuf,
+    /// The running root file system, whose disk wins when a name matches on several disks.
+    pub root: PathBuf,
+}
+
+impl Default for BlockDevices {
+    fn default() -> Self {
+        BlockDevices {
+            sysfs: "/sys".into(),
+            dev: "/dev".into(),
+            root: "/".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSlot {
+    Path(PathBuf),
+    Table {
+        path: Option<PathBuf>,
+        label: Option<String>,
+        partuuid: Option<String>,
+        size: Option<u64>,
+    },
+}
+
+/// Two slots named by path that are one file, even one not created yet (`a.img`, `./a.img`,
+/// `x/../a.img`, a link to it): an install into one would overwrite the other.
+pub(super) fn refuse_shared_paths(slots: &BTreeMap<Group, GroupSlots>) -> Result<(), String> {
+    let mut seen: Vec<(PathBuf, String)> = Vec::new();
+    for (group, specs) in slots {
+        for (class, spec) in specs {
+            let SlotSource::Path(path) = &spec.source else {
+                continue;
+            };
+            // A location that cannot be worked out yet (missing folder, dangling link) is refused
+            // by the install that would write it.
+            let Ok(location) = crate::fsutil::location_of(path) else {
+                continue;
+            };
+            let name = format!("slots.{group}.{class}");
+            if let Some((_, other)) = seen.iter().find(|(l, _)| *l == location) {
+                return Err(format!(
+                    "{name} and {other} are the same file {}",
+                    location.display()
+                ));
+            }
+            seen.push((location, name));
+        }
+    }
+    Ok(())
+}
