@@ -13,8 +13,9 @@ use super::readback::{self, SlotTarget, Trailing, Written};
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
 
-/// Buffers in flight: one being read, two queued for hashing, two for writing, one being written.
-const BUFFERS: usize = 6;
+/// Buffers in flight: one being read, one or two queued for hashing, one or two for writing, one
+/// being written.
+const BUFFERS: usize = 5;
 const QUEUE: usize = 2;
 
 /// Streams every chunk of the bundle into the target of its component (by component name).
