@@ -5,6 +5,8 @@ use bundle::BundleError;
 
 /// Exit codes, one per failure class (docs/exit-codes.md). Bundle errors use the bundle crate's.
 pub const EXIT_OTHER: u8 = 1;
+/// As clap exits for an unknown option.
+pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 3;
 pub const EXIT_INCOMPATIBLE: u8 = 6;
 pub const EXIT_IO: u8 = 7;
@@ -48,8 +50,17 @@ pub enum UpdaterError {
     AmbiguousSlot(String),
     #[error("cannot tell which group is booted: {0}")]
     UnknownBootedGroup(String),
+    /// A request the updater will not carry out: it would break an invariant.
     #[error("refused: {0}")]
     Refused(String),
+    /// Arguments or settings that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    #[error("the reboot command '{command}' failed: {status}")]
+    RebootFailed {
+        command: String,
+        status: std::process::ExitStatus,
+    },
     #[error("firmware: {0}")]
     Firmware(String),
     #[error("{0}; try again when it is done")]
@@ -74,7 +85,8 @@ impl UpdaterError {
             UpdaterError::Incompatible(_) => EXIT_INCOMPATIBLE,
             UpdaterError::Io { .. } | UpdaterError::ReadBack { .. } => EXIT_IO,
             UpdaterError::Bootloader(_) => EXIT_BOOTLOADER,
-            UpdaterError::Refused(_) => EXIT_OTHER,
+            UpdaterError::Refused(_) | UpdaterError::RebootFailed { .. } => EXIT_OTHER,
+            UpdaterError::Usage(_) => EXIT_USAGE,
             UpdaterError::Busy(_) => EXIT_BUSY,
             UpdaterError::Firmware(_) => EXIT_FIRMWARE,
             UpdaterError::Network(_) => EXIT_NETWORK,

@@ -165,7 +165,7 @@ fn parse_usb_id(text: &str) -> Result<(u16, u16), String> {
 
 impl FlashArgs {
     fn target(&self) -> Result<Target, UpdaterError> {
-        let missing = |what: &str| UpdaterError::Refused(format!("this --protocol needs {what}"));
+        let missing = |what: &str| UpdaterError::Usage(format!("this --protocol needs {what}"));
         let usb = || self.usb.ok_or_else(|| missing("--usb"));
         let address = || self.address.ok_or_else(|| missing("--address"));
         Ok(match self.protocol {
@@ -369,7 +369,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
                     report.booted
                 );
                 if reboot {
-                    reboot_now(&config)?;
+                    reboot_now(&config.boot_check.reboot_command)?;
                 }
                 return Ok(ExitCode::from(EXIT_UNHEALTHY));
             }

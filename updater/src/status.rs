@@ -52,7 +52,7 @@ pub fn health(config: &Config) -> Result<Health> {
 pub fn status(config: &Config) -> Result<Status> {
     let booted = config.booted_group()?;
     let state = StateDir::open_read_only(&config.state_dir).load()?;
-    let bootloader = bootloader::open(config);
+    let bootloader = bootloader::open(&config.bootloader);
     let boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
     let slots = config
         .groups()

@@ -151,7 +151,7 @@ fn points_passed(device: &Device) -> Vec<String> {
 /// What the bootloader would do at the next power-on: load the state and pick a group.
 fn next_boot(device: &Device) -> Group {
     let config = Config::load(&device.path("system.toml")).unwrap();
-    let state = bootloader::open(&config)
+    let state = bootloader::open(&config.bootloader)
         .load()
         .unwrap_or_else(|e| panic!("the boot state does not load after the cut: {e}"))
         .expect("the boot state exists");

@@ -252,7 +252,8 @@ fn firmware_flash_failures_are_one_line_with_their_exit_code() {
             "0x08000000",
             image_arg,
         ]),
-        1,
+        // Options that do not fit together are a usage error, like clap's own.
+        2,
         "needs --port",
     );
     let missing_port = updater_cli(&[

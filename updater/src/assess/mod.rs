@@ -80,7 +80,7 @@ pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> 
              install a bundle into it, or pass --force if you know it is whole"
         )));
     }
-    let mut bootloader = bootloader::open(config);
+    let mut bootloader = bootloader::open(&config.bootloader);
     let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
     apply_mark(config, &mut boot, &mut state, group, mark, None);
     bootloader.store(&boot)?;
@@ -127,7 +127,7 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     let booted = config.booted_group()?;
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
-    let mut bootloader = bootloader::open(config);
+    let mut bootloader = bootloader::open(&config.bootloader);
     let loaded = bootloader.load()?;
     let mut boot = loaded
         .clone()
@@ -269,21 +269,21 @@ fn settle_last_install(state: &mut State, booted: Group, confirmed: bool, failur
     }
 }
 
-/// Reboots with `boot_check.reboot_command`.
-pub fn reboot(config: &Config) -> Result<()> {
-    let command = &config.boot_check.reboot_command;
+/// Reboots with `command` (`boot_check.reboot_command`).
+pub fn reboot(command: &[String]) -> Result<()> {
     warn!(?command, "rebooting");
     let (program, args) = command
         .split_first()
-        .ok_or_else(|| UpdaterError::Refused("boot_check.reboot_command is empty".into()))?;
+        .ok_or_else(|| UpdaterError::Usage("boot_check.reboot_command is empty".into()))?;
     let status = Command::new(program)
         .args(args)
         .status()
         .map_err(UpdaterError::io(format!("running {program}")))?;
     if !status.success() {
-        return Err(UpdaterError::Refused(format!(
-            "{program} exited with {status}"
-        )));
+        return Err(UpdaterError::RebootFailed {
+            command: command.join(" "),
+            status,
+        });
     }
     Ok(())
 }

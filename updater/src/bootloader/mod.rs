@@ -14,7 +14,7 @@ pub use file::FileEnv;
 pub use grub::GrubEnv;
 pub use uboot::UbootEnv;
 
-use crate::config::{BootloaderConfig, Config};
+use crate::config::BootloaderConfig;
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 
@@ -277,8 +277,8 @@ impl Bootloader {
     }
 }
 
-pub fn open(config: &Config) -> Bootloader {
-    match &config.bootloader {
+pub fn open(config: &BootloaderConfig) -> Bootloader {
+    match config {
         BootloaderConfig::File { path } => {
             Bootloader::new(Box::new(FileEnv::new(path.clone())), "")
         }

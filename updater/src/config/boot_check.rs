@@ -96,6 +96,15 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
             Err(format!("check '{name}': times are seconds from 0 to 3600"))
         }
     };
+    let reboot_command = raw
+        .reboot_command
+        .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
+    if reboot_command
+        .first()
+        .is_none_or(|program| program.is_empty())
+    {
+        return Err("boot_check.reboot_command must name a program".into());
+    }
     let mut checks = Vec::new();
     for c in raw.check {
         let kind = match (c.command, c.http) {
@@ -127,9 +136,7 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
     }
     Ok(BootCheckConfig {
         on_failure,
-        reboot_command: raw
-            .reboot_command
-            .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]),
+        reboot_command,
         checks,
     })
 }

@@ -364,6 +364,10 @@ mod tests {
                 EXAMPLE.replace("[boot]", "[boot]\ntries = 9"),
                 "boot.tries must be 1, 2 or 3",
             ),
+            (
+                format!("{EXAMPLE}\n[boot_check]\nreboot_command = []\n"),
+                "boot_check.reboot_command must name a program",
+            ),
         ];
         for (text, message) in cases {
             let err = load(&text).unwrap_err().to_string();

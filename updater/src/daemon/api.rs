@@ -66,7 +66,7 @@ fn route(request: &mut Request, config: &Config, activity: &Arc<Activity>) -> Re
             let config = config.clone();
             thread::spawn(move || {
                 thread::sleep(std::time::Duration::from_millis(500));
-                if let Err(err) = reboot(&config) {
+                if let Err(err) = reboot(&config.boot_check.reboot_command) {
                     warn!(%err, "api: reboot failed");
                 }
             });

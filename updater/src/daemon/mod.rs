@@ -100,7 +100,7 @@ fn poll_forever(
             result.as_ref().err(),
         );
         if matches!(result, Ok(Some(_))) && fleet.after_install == AfterInstall::Reboot {
-            if let Err(err) = reboot(config) {
+            if let Err(err) = reboot(&config.boot_check.reboot_command) {
                 eprintln!("updater: reboot: {}", escaped(&err.to_string()));
             }
         }

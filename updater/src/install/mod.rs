@@ -78,7 +78,7 @@ pub fn install(
     let slots = resolve_group(config, target)?;
     let store = StateDir::lock(&config.state_dir)?;
     let mut state = store.load()?;
-    let mut bootloader = bootloader::open(config);
+    let mut bootloader = bootloader::open(&config.bootloader);
     let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
 
     let cancel = options.cancel.clone().unwrap_or_default();
