@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 use super::http::is_url;
 
 /// What boot-check does when a check fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OnFailure {
     /// Mark the booted group bad and reboot: the bootloader falls back at once.
+    #[default]
     Fallback,
     /// Reboot without marking: the group gets its remaining attempts.
     Retry,
@@ -56,7 +58,7 @@ pub enum Scope {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBootCheck {
-    on_failure: Option<String>,
+    on_failure: Option<OnFailure>,
     reboot_command: Option<Vec<String>>,
     #[serde(default)]
     check: Vec<RawCheck>,
@@ -78,16 +80,6 @@ struct RawCheck {
 }
 
 pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCheckConfig, String> {
-    let on_failure = match raw.on_failure.as_deref().unwrap_or("fallback") {
-        "fallback" => OnFailure::Fallback,
-        "retry" => OnFailure::Retry,
-        "report" => OnFailure::Report,
-        other => {
-            return Err(format!(
-                "boot_check.on_failure '{other}' must be fallback, retry or report"
-            ))
-        }
-    };
     let seconds = |name: &str, value: Option<f64>, default: f64| {
         let v = value.unwrap_or(default);
         if v.is_finite() && (0.0..=3600.0).contains(&v) {
@@ -135,7 +127,7 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
         });
     }
     Ok(BootCheckConfig {
-        on_failure,
+        on_failure: raw.on_failure.unwrap_or_default(),
         reboot_command,
         checks,
     })

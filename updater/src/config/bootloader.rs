@@ -18,10 +18,18 @@ pub struct Location {
     pub size: usize,
 }
 
+#[derive(Deserialize, Clone, Copy, Debug)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Backend {
+    File,
+    Grub,
+    Uboot,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBootloader {
-    backend: String,
+    backend: Backend,
     path: PathBuf,
     offset: Option<u64>,
     size: Option<usize>,
@@ -37,18 +45,17 @@ pub(super) fn bootloader_config(
         || raw.size.is_some()
         || raw.redundant_offset.is_some()
         || raw.redundant_path.is_some();
-    match raw.backend.as_str() {
-        "file" | "grub" if uboot_only => Err(format!(
-            "offset, size and redundant_* belong to backend \"uboot\", not \"{}\"",
-            raw.backend
-        )),
-        "file" => Ok(BootloaderConfig::File {
+    match raw.backend {
+        Backend::File | Backend::Grub if uboot_only => {
+            Err("offset, size and redundant_* belong to backend \"uboot\" only".into())
+        }
+        Backend::File => Ok(BootloaderConfig::File {
             path: resolve(&raw.path),
         }),
-        "grub" => Ok(BootloaderConfig::Grub {
+        Backend::Grub => Ok(BootloaderConfig::Grub {
             path: resolve(&raw.path),
         }),
-        "uboot" => {
+        Backend::Uboot => {
             let size = raw
                 .size
                 .ok_or("backend \"uboot\" needs size (bytes of one copy)")?;
@@ -73,8 +80,5 @@ pub(super) fn bootloader_config(
             }
             Ok(BootloaderConfig::Uboot { copies })
         }
-        other => Err(format!(
-            "unknown bootloader backend '{other}' (known: file, grub, uboot)"
-        )),
     }
 }

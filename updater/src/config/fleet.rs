@@ -17,11 +17,11 @@ pub(crate) struct RawFleet {
     channel: Option<String>,
     device_id: Option<String>,
     machine_id_file: Option<PathBuf>,
-    pin: Option<String>,
+    pin: Option<Pin>,
     interval: Option<String>,
     jitter: Option<String>,
     poll: Option<bool>,
-    after_install: Option<String>,
+    after_install: Option<AfterInstall>,
     keyring: Option<PathBuf>,
     report_url: Option<String>,
     report_token: Option<String>,
@@ -62,10 +62,11 @@ pub enum DeviceId {
 }
 
 /// A device's own standing in rollouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Pin {
     /// Its bucket decides.
+    #[default]
     None,
     /// In every rollout from its first percent.
     Canary,
@@ -73,11 +74,13 @@ pub enum Pin {
     Conservative,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AfterInstall {
     /// Reboot at once into the new group.
     Reboot,
     /// Wait: the device's software reboots when it suits (`POST /reboot`, or its own means).
+    #[default]
     Wait,
 }
 
@@ -139,16 +142,6 @@ pub(crate) fn fleet_config(
             DeviceId::File(file.map_or_else(|| PathBuf::from(MACHINE_ID), |p| resolve(&p)))
         }
     };
-    let pin = match raw.pin.as_deref() {
-        None | Some("none") => Pin::None,
-        Some("canary") => Pin::Canary,
-        Some("conservative") => Pin::Conservative,
-        Some(other) => {
-            return Err(format!(
-                "fleet.pin '{other}' must be canary, conservative or none"
-            ))
-        }
-    };
     let interval = duration("interval", raw.interval.as_deref(), DEFAULT_INTERVAL)?;
     if interval < Duration::from_secs(1) {
         return Err("fleet.interval must be at least 1s".into());
@@ -157,15 +150,6 @@ pub(crate) fn fleet_config(
     if jitter > interval {
         return Err("fleet.jitter must not exceed fleet.interval".into());
     }
-    let after_install = match raw.after_install.as_deref() {
-        None | Some("wait") => AfterInstall::Wait,
-        Some("reboot") => AfterInstall::Reboot,
-        Some(other) => {
-            return Err(format!(
-                "fleet.after_install '{other}' must be reboot or wait"
-            ))
-        }
-    };
     let report_url = raw
         .report_url
         .map(|report| {
@@ -189,11 +173,11 @@ pub(crate) fn fleet_config(
         url,
         channel,
         device_id,
-        pin,
+        pin: raw.pin.unwrap_or_default(),
         interval,
         jitter,
         poll: raw.poll.unwrap_or(true),
-        after_install,
+        after_install: raw.after_install.unwrap_or_default(),
         keyring: raw
             .keyring
             .map_or_else(|| main_keyring.to_path_buf(), |p| resolve(&p)),
@@ -308,7 +292,10 @@ mod tests {
                 "url = \"http://u/\"\nchannel = \"a/b\"",
                 "fleet.channel 'a/b'",
             ),
-            ("url = \"http://u/\"\npin = \"first\"", "fleet.pin 'first'"),
+            (
+                "url = \"http://u/\"\npin = \"first\"",
+                "unknown variant `first`, expected one of `none`, `canary`, `conservative`",
+            ),
             (
                 "url = \"http://u/\"\ninterval = \"soon\"",
                 "fleet.interval 'soon'",
@@ -319,7 +306,7 @@ mod tests {
             ),
             (
                 "url = \"http://u/\"\nafter_install = \"never\"",
-                "fleet.after_install 'never'",
+                "unknown variant `never`, expected `reboot` or `wait`",
             ),
             (
                 "url = \"http://u/\"\ndevice_id = \" \"",

@@ -89,12 +89,24 @@ struct RawBoot {
     tries: Option<u8>,
 }
 
+/// A TOML mistake in one line: where it is and what is wrong ("line 12: unknown variant ...").
+fn at_line(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    match err.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message.to_string(),
+    }
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
         let text =
             fs::read_to_string(path).map_err(|e| UpdaterError::config(path, e.to_string()))?;
-        let raw: RawConfig = toml::from_str(&text)
-            .map_err(|e| UpdaterError::config(path, e.message().trim_end()))?;
+        let raw: RawConfig =
+            toml::from_str(&text).map_err(|e| UpdaterError::config(path, at_line(&text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| base.join(p);
         let bad = |msg: String| UpdaterError::config(path, msg);
@@ -284,7 +296,7 @@ mod tests {
         assert!(load(&bad)
             .unwrap_err()
             .to_string()
-            .contains("must be fallback, retry or report"));
+            .contains("unknown variant `panic`, expected one of `fallback`, `retry`, `report`"));
     }
 
     #[test]
@@ -334,7 +346,7 @@ mod tests {
         let cases = [
             (
                 EXAMPLE.replace("backend = \"file\"", "backend = \"lilo\""),
-                "unknown bootloader backend 'lilo'",
+                "unknown variant `lilo`, expected one of `file`, `grub`, `uboot`",
             ),
             (
                 EXAMPLE.replace("backend = \"file\"", "backend = \"uboot\""),
