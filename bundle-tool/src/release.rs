@@ -79,7 +79,7 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         version: manifest.version.clone(),
         url: name.to_string(),
         size: fs::metadata(request.bundle)?.len(),
-        manifest_sha256: hex::encode(manifest_sha256),
+        manifest_sha256,
     };
     let dest = request.dir.join(name);
     let already_published = check_not_replacing(request.bundle, &dest, &manifest_sha256)?;

@@ -45,8 +45,28 @@ pub struct Release {
     pub url: String,
     /// Bytes of the bundle file.
     pub size: u64,
-    /// SHA-256 (hex) of the bundle's signed manifest: the device refuses any other bundle.
-    pub manifest_sha256: String,
+    /// SHA-256 of the bundle's signed manifest (64 hex digits in the index): the device refuses
+    /// any other bundle.
+    #[serde(with = "hex_digest")]
+    pub manifest_sha256: [u8; 32],
+}
+
+/// A SHA-256 digest written as 64 hex digits; anything else fails the parse, so a release never
+/// exists without the digest that pins its bundle.
+mod hex_digest {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(digest: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(digest))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let text = String::deserialize(d)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&text, &mut digest)
+            .map_err(|_| D::Error::custom(format!("'{text}' is not 64 hex digits")))?;
+        Ok(digest)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,13 +162,6 @@ impl ReleaseIndex {
             if release.url.is_empty() {
                 return Err(format!("release {} has no url", release.version));
             }
-            if release.manifest_sha256.len() != 64 || hex::decode(&release.manifest_sha256).is_err()
-            {
-                return Err(format!(
-                    "release {}: manifest_sha256 is not 64 hex digits",
-                    release.version
-                ));
-            }
         }
         if let Some(rollout) = &self.rollout {
             if !(rollout.percent.is_finite() && (0.0..=100.0).contains(&rollout.percent)) {
@@ -231,7 +244,7 @@ mod tests {
             version: version.parse().unwrap(),
             url: format!("acme-{version}.zst"),
             size: 1234,
-            manifest_sha256: "ab".repeat(32),
+            manifest_sha256: [0xab; 32],
         }
     }
 
@@ -298,9 +311,12 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("not between 0 and 100"));
-        let mut index = example();
-        index.suggested.as_mut().unwrap().manifest_sha256 = "xyz".into();
-        assert!(index.validate().unwrap_err().contains("64 hex digits"));
+        let text = example().to_toml().replace(&"ab".repeat(32), "xyz");
+        let err = ReleaseIndex::parse(text.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("'xyz' is not 64 hex digits"),
+            "{err}"
+        );
         let err = ReleaseIndex::parse(b"format = 2").unwrap_err();
         assert!(err.to_string().contains("missing field"), "{err}");
     }

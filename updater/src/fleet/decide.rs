@@ -219,7 +219,7 @@ mod tests {
             version: version.parse().unwrap(),
             url: format!("{version}.zst"),
             size: 1,
-            manifest_sha256: "00".repeat(32),
+            manifest_sha256: [0; 32],
         }
     }
 

@@ -90,11 +90,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         .as_ref()
         .map(|r| resolve(&index_url, &r.url))
         .transpose()?;
-    let manifest_sha256 = decision
-        .release
-        .as_ref()
-        .and_then(|r| hex::decode(&r.manifest_sha256).ok())
-        .and_then(|d| d.try_into().ok());
+    let manifest_sha256 = decision.release.as_ref().map(|r| r.manifest_sha256);
     if applies {
         remember_serial(config, &serial_key, index.serial);
     }

@@ -194,6 +194,6 @@ pub fn release_of(bundle: &Path, url: &str) -> bundle::release::Release {
         version: reader.manifest().version.clone(),
         url: url.into(),
         size: fs::metadata(bundle).unwrap().len(),
-        manifest_sha256: hex::encode(reader.manifest_sha256()),
+        manifest_sha256: reader.manifest_sha256(),
     }
 }
