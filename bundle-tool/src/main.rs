@@ -5,8 +5,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
-use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::prelude::*;
 
 use anyhow::{bail, Context};
 use bundle::{
@@ -14,6 +12,7 @@ use bundle::{
     ImageHasher, Keyring, Manifest, SigningKey,
 };
 use clap::{Parser, Subcommand};
+use cli_support::exit;
 
 mod release;
 
@@ -92,28 +91,35 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Targets takes the usual "warn,updater=debug" syntax without EnvFilter's regex engine,
-    // which would add a quarter of a megabyte to the binary.
-    let filter = std::env::var("BUNDLE_TOOL_LOG")
-        .ok()
-        .and_then(|directives| directives.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::WARN));
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .finish()
-        .with(filter)
-        .init();
+    cli_support::init_logging("BUNDLE_TOOL_LOG");
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("bundle-tool: error: {err:#}");
+            eprintln!("bundle-tool: error: {}", one_line(&err));
             let code = err
                 .chain()
                 .find_map(|e| e.downcast_ref::<BundleError>())
-                .map_or(1, |e| e.class().exit_code());
+                .map_or(exit::OTHER, |e| exit::of(e.class()));
             ExitCode::from(code)
         }
     }
+}
+
+/// The error and its causes in one line, each said once: a library error that already names its
+/// cause (`reading m.toml: No such file`) is not followed by that cause again.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -306,7 +312,7 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
             (None, Some(t)) => format!(
                 "firmware {} ({})",
                 c.firmware_version.as_deref().unwrap_or("?"),
-                t.protocol
+                t.protocol()
             ),
             (None, None) => "?".to_string(),
         };
@@ -335,7 +341,7 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
                 },
                 "slot_class": c.slot_class,
                 "firmware_version": c.firmware_version,
-                "target": c.target.as_ref().map(|t| t.protocol.clone()),
+                "target": c.target.as_ref().map(|t| t.protocol()),
                 "entry": c.entry,
                 "size": c.size,
                 "sha256": hex_string(&c.sha256),

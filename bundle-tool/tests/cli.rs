@@ -513,3 +513,25 @@ fn defect_12_release_refuses_a_bundle_the_devices_would_refuse() {
     let out = tool(d, &wrong);
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_missing_input_is_said_once() {
+    let dir = workspace();
+    let d = dir.path();
+    let out = tool(
+        d,
+        &[
+            "create",
+            "--manifest",
+            "nope.toml",
+            "--key",
+            "k.key",
+            "--output",
+            "x.zst",
+        ],
+    );
+    fails(&out, 7, "reading nope.toml: No such file or directory");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+    assert!(!d.join("x.zst").exists());
+}

@@ -1,6 +1,7 @@
 use std::io;
 
-/// What kind of failure an error is, so a front end can map it to an exit code.
+/// What kind of failure an error is, so a front end can map it to an exit code
+/// (`cli_support::exit::of`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
     /// The bundle is malformed, truncated or corrupt.
@@ -13,19 +14,6 @@ pub enum ErrorClass {
     BadKey,
     /// The creator's input (manifest or image files) is unusable.
     BadInput,
-}
-
-impl ErrorClass {
-    /// Process exit code for this class; the same numbers are used by `updater`
-    /// (docs/exit-codes.md).
-    pub fn exit_code(self) -> u8 {
-        match self {
-            ErrorClass::BadBundle => 4,
-            ErrorClass::BadSignature => 5,
-            ErrorClass::Io => 7,
-            ErrorClass::BadKey | ErrorClass::BadInput => 9,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -25,7 +25,10 @@ mod writer;
 pub use chunk::{hash_chunk, ChunkDigest, ImageHasher, UnverifiedChunk, VerifiedChunk};
 pub use error::{BundleError, ErrorClass};
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
-pub use manifest::{Component, ComponentKind, FirmwareTarget, Manifest, FORMAT_VERSION};
+pub use manifest::{
+    Component, ComponentKind, FirmwareTarget, Manifest, Parity, TargetFields, UsbId, DEFAULT_BAUD,
+    FORMAT_VERSION,
+};
 pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
 pub use writer::{

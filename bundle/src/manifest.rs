@@ -1,5 +1,7 @@
 //! The signed manifest: what the bundle is for and what every byte of every component must hash to.
 use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -35,10 +37,88 @@ pub enum ComponentKind {
     Firmware,
 }
 
-/// Where a firmware component goes and how (docs/firmware.md).
+/// Where a firmware component goes and how (docs/firmware.md). Parsed once, from the fields as
+/// they are written (`protocol = "dfu"`, `usb = "0483:df11"`, ...), into the variant of its
+/// protocol; a target that lacks what its protocol needs does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TargetFields", into = "TargetFields")]
+pub enum FirmwareTarget {
+    /// STM32 system bootloader on a UART (AN3155).
+    Stm32Serial {
+        port: String,
+        baud: u32,
+        parity: Parity,
+        address: u32,
+    },
+    /// USB DFU 1.1.
+    Dfu {
+        usb: UsbId,
+        serial: Option<String>,
+        alt: u8,
+    },
+    /// ST's DfuSe extension of DFU, with a flash address.
+    DfuSe {
+        usb: UsbId,
+        serial: Option<String>,
+        alt: u8,
+        address: u32,
+    },
+}
+
+/// The STM32 bootloader wants even parity; `none` is for links that cannot carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Parity {
+    #[default]
+    Even,
+    None,
+}
+
+impl FromStr for Parity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "even" => Ok(Parity::Even),
+            "none" => Ok(Parity::None),
+            other => Err(format!("parity '{other}' must be even or none")),
+        }
+    }
+}
+
+/// A USB device id, written `VENDOR:PRODUCT` in hex (`0483:df11`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsbId {
+    pub vendor: u16,
+    pub product: u16,
+}
+
+impl FromStr for UsbId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || format!("'{text}' is not VENDOR:PRODUCT in hex (e.g. 0483:df11)");
+        let (vendor, product) = text.split_once(':').ok_or_else(bad)?;
+        Ok(UsbId {
+            vendor: u16::from_str_radix(vendor, 16).map_err(|_| bad())?,
+            product: u16::from_str_radix(product, 16).map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for UsbId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}:{:04x}", self.vendor, self.product)
+    }
+}
+
+/// The serial speed when a target names none: what stm32flash uses.
+pub const DEFAULT_BAUD: u32 = 57_600;
+
+/// A firmware target as written in a manifest; every field that some protocol uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FirmwareTarget {
+pub struct TargetFields {
     /// `stm32-serial`, `dfu` or `dfuse`.
     pub protocol: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,35 +139,109 @@ pub struct FirmwareTarget {
     pub address: Option<u32>,
 }
 
-impl FirmwareTarget {
-    pub fn validate(&self) -> Result<(), String> {
-        let need = |ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("protocol {} needs {what}", self.protocol))
-            }
+impl TryFrom<TargetFields> for FirmwareTarget {
+    type Error = String;
+
+    fn try_from(fields: TargetFields) -> Result<Self, String> {
+        let protocol = fields.protocol.as_str();
+        let need = |what: &str| format!("protocol {protocol} needs {what}");
+        let usb = || -> Result<UsbId, String> {
+            fields.usb.as_deref().ok_or_else(|| need("usb"))?.parse()
         };
-        match self.protocol.as_str() {
-            "stm32-serial" => {
-                need(
-                    self.port.as_deref().is_some_and(|p| !p.trim().is_empty()),
-                    "port",
-                )?;
-                need(self.address.is_some(), "address")?;
-                match self.parity.as_deref() {
-                    None | Some("even") | Some("none") => Ok(()),
-                    Some(other) => Err(format!("parity '{other}' must be even or none")),
-                }
+        let address = || fields.address.ok_or_else(|| need("address"));
+        Ok(match protocol {
+            "stm32-serial" => FirmwareTarget::Stm32Serial {
+                port: fields
+                    .port
+                    .clone()
+                    .filter(|p| !p.trim().is_empty())
+                    .ok_or_else(|| need("port"))?,
+                baud: fields.baud.unwrap_or(DEFAULT_BAUD),
+                parity: fields
+                    .parity
+                    .as_deref()
+                    .map_or(Ok(Parity::Even), str::parse)?,
+                address: address()?,
+            },
+            "dfu" => FirmwareTarget::Dfu {
+                usb: usb()?,
+                serial: fields.serial.clone(),
+                alt: fields.alt.unwrap_or(0),
+            },
+            "dfuse" => FirmwareTarget::DfuSe {
+                usb: usb()?,
+                serial: fields.serial.clone(),
+                alt: fields.alt.unwrap_or(0),
+                address: address()?,
+            },
+            other => {
+                return Err(format!(
+                    "unknown firmware protocol '{other}' (known: stm32-serial, dfu, dfuse)"
+                ))
             }
-            "dfu" => need(self.usb.is_some(), "usb"),
-            "dfuse" => {
-                need(self.usb.is_some(), "usb")?;
-                need(self.address.is_some(), "address")
+        })
+    }
+}
+
+impl From<FirmwareTarget> for TargetFields {
+    fn from(target: FirmwareTarget) -> Self {
+        match target {
+            FirmwareTarget::Stm32Serial {
+                port,
+                baud,
+                parity,
+                address,
+            } => TargetFields {
+                protocol: "stm32-serial".into(),
+                port: Some(port),
+                baud: Some(baud),
+                parity: (parity == Parity::None).then(|| "none".into()),
+                address: Some(address),
+                ..TargetFields::default()
+            },
+            FirmwareTarget::Dfu { usb, serial, alt } => TargetFields {
+                protocol: "dfu".into(),
+                usb: Some(usb.to_string()),
+                serial,
+                alt: Some(alt),
+                ..TargetFields::default()
+            },
+            FirmwareTarget::DfuSe {
+                usb,
+                serial,
+                alt,
+                address,
+            } => TargetFields {
+                protocol: "dfuse".into(),
+                usb: Some(usb.to_string()),
+                serial,
+                alt: Some(alt),
+                address: Some(address),
+                ..TargetFields::default()
+            },
+        }
+    }
+}
+
+impl FirmwareTarget {
+    /// The protocol's name, as manifests write it.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            FirmwareTarget::Stm32Serial { .. } => "stm32-serial",
+            FirmwareTarget::Dfu { .. } => "dfu",
+            FirmwareTarget::DfuSe { .. } => "dfuse",
+        }
+    }
+
+    /// "stm32-serial /dev/ttyS1 at 115200 baud", "dfu 0483:df11 alt 0": for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            FirmwareTarget::Stm32Serial { port, baud, .. } => {
+                format!("stm32-serial {port} at {baud} baud")
             }
-            other => Err(format!(
-                "unknown firmware protocol '{other}' (known: stm32-serial, dfu, dfuse)"
-            )),
+            FirmwareTarget::Dfu { usb, alt, .. } | FirmwareTarget::DfuSe { usb, alt, .. } => {
+                format!("{} {usb} alt {alt}", self.protocol())
+            }
         }
     }
 }
@@ -177,12 +331,9 @@ impl Manifest {
                     return invalid(format!("firmware '{}' cannot have a slot_class", c.name))
                 }
                 (ComponentKind::Firmware, None) => {
-                    let target = c.target.as_ref().ok_or_else(|| {
-                        BundleError::InvalidManifest(format!("firmware '{}' has no target", c.name))
-                    })?;
-                    target.validate().map_err(|e| {
-                        BundleError::InvalidManifest(format!("firmware '{}': {e}", c.name))
-                    })?;
+                    if c.target.is_none() {
+                        return invalid(format!("firmware '{}' has no target", c.name));
+                    }
                     if c.firmware_version.is_none() {
                         return invalid(format!("firmware '{}' has no firmware_version", c.name));
                     }
@@ -386,39 +537,77 @@ mod tests {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
-        let target = |protocol: &str| FirmwareTarget {
-            protocol: protocol.into(),
-            port: Some("/dev/ttyS1".into()),
-            baud: None,
-            parity: None,
-            usb: None,
-            serial: None,
-            alt: None,
-            address: Some(0x0800_0000),
+        let stm32 = FirmwareTarget::Stm32Serial {
+            port: "/dev/ttyS1".into(),
+            baud: DEFAULT_BAUD,
+            parity: Parity::Even,
+            address: 0x0800_0000,
         };
-        assert_eq!(firmware(Some(target("stm32-serial")), Some("1.0")), Ok(()));
+        assert_eq!(firmware(Some(stm32.clone()), Some("1.0")), Ok(()));
         assert!(firmware(None, Some("1.0"))
             .unwrap_err()
             .contains("firmware 'motor' has no target"));
-        assert!(firmware(Some(target("stm32-serial")), None)
+        assert!(firmware(Some(stm32), None)
             .unwrap_err()
             .contains("no firmware_version"));
-        assert!(firmware(Some(target("dfu")), Some("1"))
+    }
+
+    #[test]
+    fn a_firmware_target_parses_into_its_protocol_or_names_what_it_lacks() {
+        let fields = |protocol: &str| TargetFields {
+            protocol: protocol.into(),
+            port: Some("/dev/ttyS1".into()),
+            address: Some(0x0800_0000),
+            ..TargetFields::default()
+        };
+        let parse = |f: TargetFields| FirmwareTarget::try_from(f);
+        assert_eq!(
+            parse(fields("stm32-serial")),
+            Ok(FirmwareTarget::Stm32Serial {
+                port: "/dev/ttyS1".into(),
+                baud: DEFAULT_BAUD,
+                parity: Parity::Even,
+                address: 0x0800_0000
+            })
+        );
+        let dfuse = TargetFields {
+            usb: Some("0483:DF11".into()),
+            parity: Some("none".into()),
+            ..fields("dfuse")
+        };
+        let target = parse(dfuse).unwrap();
+        assert_eq!(target.describe(), "dfuse 0483:df11 alt 0");
+        // What is written is what parses back.
+        assert_eq!(parse(TargetFields::from(target.clone())), Ok(target));
+        assert!(parse(fields("dfu"))
             .unwrap_err()
             .contains("protocol dfu needs usb"));
-        assert!(firmware(Some(target("jtag")), Some("1"))
+        assert!(parse(fields("jtag"))
             .unwrap_err()
             .contains("unknown firmware protocol 'jtag'"));
-        let mut no_port = target("stm32-serial");
-        no_port.port = Some(" ".into());
-        assert!(firmware(Some(no_port), Some("1"))
+        let no_port = TargetFields {
+            port: Some(" ".into()),
+            ..fields("stm32-serial")
+        };
+        assert!(parse(no_port)
             .unwrap_err()
             .contains("protocol stm32-serial needs port"));
-        let mut bad_parity = target("stm32-serial");
-        bad_parity.parity = Some("odd".into());
-        assert!(firmware(Some(bad_parity), Some("1"))
+        let bad_parity = TargetFields {
+            parity: Some("odd".into()),
+            ..fields("stm32-serial")
+        };
+        assert!(parse(bad_parity).unwrap_err().contains("parity 'odd'"));
+        let bad_usb = TargetFields {
+            usb: Some("0483-df11".into()),
+            ..fields("dfu")
+        };
+        assert!(parse(bad_usb)
             .unwrap_err()
-            .contains("parity 'odd'"));
+            .contains("'0483-df11' is not VENDOR:PRODUCT in hex"));
+        // In a manifest, the reason reaches the parse error.
+        let text = "protocol = \"dfu\"\n";
+        let err = toml::from_str::<FirmwareTarget>(text).unwrap_err();
+        assert!(err.message().contains("protocol dfu needs usb"), "{err}");
     }
 
     #[test]

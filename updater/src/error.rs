@@ -3,25 +3,7 @@ use std::path::Path;
 
 use bundle::BundleError;
 
-/// Exit codes, one per failure class (docs/exit-codes.md). Bundle errors use the bundle crate's.
-pub const EXIT_OTHER: u8 = 1;
-/// As clap exits for an unknown option.
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_CONFIG: u8 = 3;
-pub const EXIT_INCOMPATIBLE: u8 = 6;
-pub const EXIT_IO: u8 = 7;
-pub const EXIT_BOOTLOADER: u8 = 8;
-pub const EXIT_BUSY: u8 = 10;
-/// Flashing a microcontroller failed.
-pub const EXIT_FIRMWARE: u8 = 12;
-/// boot-check: a health check or the self-test failed.
-pub const EXIT_UNHEALTHY: u8 = 11;
-/// A server could not be reached or answered with an error.
-pub const EXIT_NETWORK: u8 = 13;
-/// The install was cancelled (local API, C library).
-pub const EXIT_CANCELLED: u8 = 14;
-/// Bad bundle, as the bundle crate numbers it.
-const EXIT_BAD_BUNDLE: u8 = 4;
+pub use cli_support::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdaterError {
@@ -80,18 +62,18 @@ impl UpdaterError {
             | UpdaterError::Keyring(_)
             | UpdaterError::UnknownBootedGroup(_)
             | UpdaterError::SlotNotFound(_)
-            | UpdaterError::AmbiguousSlot(_) => EXIT_CONFIG,
-            UpdaterError::Bundle(e) => e.class().exit_code(),
-            UpdaterError::Incompatible(_) => EXIT_INCOMPATIBLE,
-            UpdaterError::Io { .. } | UpdaterError::ReadBack { .. } => EXIT_IO,
-            UpdaterError::Bootloader(_) => EXIT_BOOTLOADER,
-            UpdaterError::Refused(_) | UpdaterError::RebootFailed { .. } => EXIT_OTHER,
-            UpdaterError::Usage(_) => EXIT_USAGE,
-            UpdaterError::Busy(_) => EXIT_BUSY,
-            UpdaterError::Firmware(_) => EXIT_FIRMWARE,
-            UpdaterError::Network(_) => EXIT_NETWORK,
-            UpdaterError::Cancelled(_) => EXIT_CANCELLED,
-            UpdaterError::WrongBundle(_) => EXIT_BAD_BUNDLE,
+            | UpdaterError::AmbiguousSlot(_) => exit::CONFIG,
+            UpdaterError::Bundle(e) => exit::of(e.class()),
+            UpdaterError::Incompatible(_) => exit::INCOMPATIBLE,
+            UpdaterError::Io { .. } | UpdaterError::ReadBack { .. } => exit::IO,
+            UpdaterError::Bootloader(_) => exit::BOOTLOADER,
+            UpdaterError::Refused(_) | UpdaterError::RebootFailed { .. } => exit::OTHER,
+            UpdaterError::Usage(_) => exit::USAGE,
+            UpdaterError::Busy(_) => exit::BUSY,
+            UpdaterError::Firmware(_) => exit::FIRMWARE,
+            UpdaterError::Network(_) => exit::NETWORK,
+            UpdaterError::Cancelled(_) => exit::CANCELLED,
+            UpdaterError::WrongBundle(_) => exit::BAD_BUNDLE,
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use bundle::{
-    create_bundle, BundleInput, CreateOptions, FirmwareInput, FirmwareTarget, ImageInput,
+    create_bundle, BundleInput, CreateOptions, FirmwareInput, FirmwareTarget, ImageInput, Parity,
     SigningKey,
 };
 use common::stm32_sim::{self, Faults};
@@ -59,15 +59,11 @@ impl Device {
                 name: "motor".into(),
                 version: format!("{version}.0"),
                 path: self.path(&format!("motor{version}.bin")),
-                target: FirmwareTarget {
-                    protocol: "stm32-serial".into(),
-                    port: Some(port.display().to_string()),
-                    baud: Some(115_200),
-                    parity: None,
-                    usb: None,
-                    serial: None,
-                    alt: None,
-                    address: Some(0x0800_0000),
+                target: FirmwareTarget::Stm32Serial {
+                    port: port.display().to_string(),
+                    baud: 115_200,
+                    parity: Parity::Even,
+                    address: 0x0800_0000,
                 },
             }],
         };

@@ -389,7 +389,7 @@ mod tests {
             );
         }
         let err = Config::load(Path::new("/nonexistent/system.toml")).unwrap_err();
-        assert_eq!(err.exit_code(), crate::error::EXIT_CONFIG);
+        assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
         assert!(
             err.to_string()
                 .starts_with("config /nonexistent/system.toml: No such file"),

@@ -5,67 +5,19 @@ use crate::progress::Progress;
 use std::time::{Duration, Instant};
 
 use super::dfu::{Dfu, DfuError};
+use super::open_serial;
 use super::stm32::{Bootloader, Timeouts};
 use super::usb::UsbTransport;
-use super::{open_serial, Parity};
+use bundle::UsbId;
 
-/// Where a microcontroller is and how to reach it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// STM32 system bootloader on a UART (AN3155).
-    Stm32Serial {
-        port: String,
-        baud: u32,
-        parity: Parity,
-        address: u32,
-    },
-    /// USB DFU 1.1.
-    Dfu {
-        vendor: u16,
-        product: u16,
-        serial: Option<String>,
-        alt: u8,
-    },
-    /// ST's DfuSe extension of DFU, with a flash address.
-    DfuSe {
-        vendor: u16,
-        product: u16,
-        serial: Option<String>,
-        alt: u8,
-        address: u32,
-    },
-}
-
-impl Target {
-    pub fn describe(&self) -> String {
-        match self {
-            Target::Stm32Serial { port, baud, .. } => format!("stm32-serial {port} at {baud} baud"),
-            Target::Dfu {
-                vendor,
-                product,
-                alt,
-                ..
-            } => format!("dfu {vendor:04x}:{product:04x} alt {alt}"),
-            Target::DfuSe {
-                vendor,
-                product,
-                alt,
-                ..
-            } => format!("dfuse {vendor:04x}:{product:04x} alt {alt}"),
-        }
-    }
-}
+/// Where a microcontroller is and how to reach it: the manifest's own type.
+pub use bundle::FirmwareTarget as Target;
 
 /// Opens the DFU interface; a device found in run-time mode is detached first and opened again
 /// once it has come back in DFU mode (devices that change their product id there are not
 /// followed: name the DFU-mode id).
-fn open_dfu(
-    vendor: u16,
-    product: u16,
-    serial: Option<&str>,
-    alt: u8,
-) -> Result<Dfu<UsbTransport>, DfuError> {
-    let mut dfu = Dfu::new(UsbTransport::open(vendor, product, serial, alt)?);
+fn open_dfu(usb: UsbId, serial: Option<&str>, alt: u8) -> Result<Dfu<UsbTransport>, DfuError> {
+    let mut dfu = Dfu::new(UsbTransport::open(usb.vendor, usb.product, serial, alt)?);
     if !dfu.detach_if_runtime()? {
         return Ok(dfu);
     }
@@ -73,7 +25,7 @@ fn open_dfu(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         std::thread::sleep(Duration::from_millis(500));
-        match UsbTransport::open(vendor, product, serial, alt) {
+        match UsbTransport::open(usb.vendor, usb.product, serial, alt) {
             Ok(usb) => return Ok(Dfu::new(usb)),
             Err(e) if Instant::now() > deadline => return Err(e),
             Err(_) => continue,
@@ -100,20 +52,15 @@ pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
                 .flash(*address, image, advance)
                 .map_err(|e| fail(e.to_string()))?;
         }
-        Target::Dfu {
-            vendor,
-            product,
-            serial,
-            alt,
-        } => {
-            let mut dfu = open_dfu(*vendor, *product, serial.as_deref(), *alt)
-                .map_err(|e| fail(e.to_string()))?;
+        Target::Dfu { usb, serial, alt } => {
+            let mut dfu =
+                open_dfu(*usb, serial.as_deref(), *alt).map_err(|e| fail(e.to_string()))?;
             let result = dfu
                 .ensure_idle()
                 .and_then(|()| dfu.download(image, 0, advance));
             result.map_err(|e| fail(e.to_string()))?;
             // A device that reset itself after manifestation has to be found again to read back.
-            let usb = UsbTransport::open(*vendor, *product, serial.as_deref(), *alt)
+            let usb = UsbTransport::open(usb.vendor, usb.product, serial.as_deref(), *alt)
                 .map_err(|e| fail(e.to_string()))?;
             let mut dfu = Dfu::new(usb);
             dfu.ensure_idle()
@@ -121,13 +68,12 @@ pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
                 .map_err(|e| fail(e.to_string()))?;
         }
         Target::DfuSe {
-            vendor,
-            product,
+            usb,
             serial,
             alt,
             address,
         } => {
-            open_dfu(*vendor, *product, serial.as_deref(), *alt)
+            open_dfu(*usb, serial.as_deref(), *alt)
                 .map_err(|e| fail(e.to_string()))?
                 .dfuse_flash(*address, image, advance)
                 .map_err(|e| fail(e.to_string()))?;

@@ -10,11 +10,7 @@ use std::time::Duration;
 
 pub use flash::{flash, Target};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parity {
-    Even,
-    None,
-}
+pub use bundle::Parity;
 
 /// Opens a serial port 8 data bits, 1 stop bit, with the given parity (the STM32 bootloader
 /// wants even). A port that cannot keep the parity (a pseudo-terminal, some USB adapters) is used

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
+use super::flash;
 use super::store::{self, StoredFirmware};
-use super::{flash, Parity, Target};
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
@@ -39,8 +39,8 @@ pub fn sync(
             continue;
         }
         let image = read_verified(&dir, &fw)?;
-        let target = target_of(&fw)?;
-        flash(&target, &image, progress)
+        let target = &fw.target;
+        flash(target, &image, progress)
             .map_err(|e| UpdaterError::Firmware(format!("'{}' {}: {e}", fw.name, fw.version)))?;
         state.firmware.insert(
             fw.name.clone(),
@@ -77,53 +77,6 @@ fn read_verified(dir: &std::path::Path, fw: &StoredFirmware) -> Result<Vec<u8>> 
     Ok(image)
 }
 
-pub fn target_of(fw: &StoredFirmware) -> Result<Target> {
-    let t = &fw.target;
-    let bad = |what: &str| UpdaterError::Firmware(format!("'{}': {what}", fw.name));
-    let usb = || -> Result<(u16, u16)> {
-        let text = t.usb.as_deref().ok_or_else(|| bad("no usb"))?;
-        let (v, p) = text
-            .split_once(':')
-            .ok_or_else(|| bad("usb must be VENDOR:PRODUCT"))?;
-        let parse = |x: &str| {
-            u16::from_str_radix(x, 16).map_err(|_| bad("usb must be VENDOR:PRODUCT in hex"))
-        };
-        Ok((parse(v)?, parse(p)?))
-    };
-    Ok(match t.protocol.as_str() {
-        "stm32-serial" => Target::Stm32Serial {
-            port: t.port.clone().ok_or_else(|| bad("no port"))?,
-            baud: t.baud.unwrap_or(57_600),
-            parity: if t.parity.as_deref() == Some("none") {
-                Parity::None
-            } else {
-                Parity::Even
-            },
-            address: t.address.ok_or_else(|| bad("no address"))?,
-        },
-        "dfu" => {
-            let (vendor, product) = usb()?;
-            Target::Dfu {
-                vendor,
-                product,
-                serial: t.serial.clone(),
-                alt: t.alt.unwrap_or(0),
-            }
-        }
-        "dfuse" => {
-            let (vendor, product) = usb()?;
-            Target::DfuSe {
-                vendor,
-                product,
-                serial: t.serial.clone(),
-                alt: t.alt.unwrap_or(0),
-                address: t.address.ok_or_else(|| bad("no address"))?,
-            }
-        }
-        other => return Err(bad(&format!("unknown protocol {other}"))),
-    })
-}
-
 /// For `updater firmware status`: per firmware of the booted group, what is expected and what
 /// was last flashed.
 #[derive(Debug, Clone, Serialize)]
@@ -143,7 +96,7 @@ pub fn status(config: &Config, state: &State) -> Result<Vec<TargetStatus>> {
         .map(|fw| {
             let flashed = state.firmware.get(&fw.name).cloned();
             Ok(TargetStatus {
-                target: target_of(&fw)?.describe(),
+                target: fw.target.describe(),
                 in_sync: flashed.as_ref().is_some_and(|f| f.sha256 == fw.sha256),
                 name: fw.name,
                 expected_version: fw.version,
