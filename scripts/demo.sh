@@ -19,7 +19,12 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 fail() { echo "demo: FAILED: $*" >&2; exit 1; }
 updater() { "$bin/updater" --config "$dev/system.toml" "$@"; }
-field() { updater status --json | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval('d' + sys.argv[1]))" "$1"; }
+# One value of `updater status --json`, by its keys: field slots B good
+field() { updater status --json | python3 -c 'import json, sys
+value = json.load(sys.stdin)
+for key in sys.argv[1:]:
+    value = value[key]
+print(value)' "$@"; }
 
 build_rootfs() {  # version -> $ci/rootfs-VERSION.img
   local stage=$ci/stage-$1
@@ -59,14 +64,14 @@ step "Install 1.1.0: streamed, every chunk verified before it is written, read b
 run updater install "$ci/acme-1.1.0.zst"
 cmp "$ci/rootfs-1.1.0.img" "$dev/slots/rootfs-b.img" && echo "slot B is byte-identical to the 1.1.0 image"
 run updater status
-[ "$(field "['next']")" = B ] || fail "B should boot next"
+[ "$(field next)" = B ] || fail "B should boot next"
 
 step "\"Reboot\" into B (the bootloader spends one try), boot-check marks it good"
 sed -i 's/^booted = "A"/booted = "B"/' "$dev/system.toml"
 run updater mark-good
 run updater status
-[ "$(field "['slots']['B']['good']")" = True ] || fail "B should be good"
-[ "$(field "['security_floor']")" = 1 ] || fail "the security floor should be 1 after mark-good"
+[ "$(field slots B good)" = True ] || fail "B should be good"
+[ "$(field security_floor)" = 1 ] || fail "the security floor should be 1 after mark-good"
 
 step "A tampered bundle (one byte flipped in the payload) is refused; nothing changes"
 cp "$ci/acme-1.1.0.zst" "$work/tampered.zst"
@@ -76,8 +81,8 @@ set +e; updater install "$work/tampered.zst"; rc=$?; set -e
 echo "exit status $rc"
 [ "$rc" = 4 ] || fail "a tampered bundle must exit 4, got $rc"
 [ "$(sha256sum "$dev/slots/rootfs-b.img")" = "$before" ] || fail "the running group changed"
-[ "$(field "['slots']['A']['bootable']")" = False ] || fail "the half-written group must not be bootable"
-[ "$(field "['next']")" = B ] || fail "the next boot must stay on the running group"
+[ "$(field slots A bootable)" = False ] || fail "the half-written group must not be bootable"
+[ "$(field next)" = B ] || fail "the next boot must stay on the running group"
 
 step "A downgrade to 1.0.0 is refused unless asked for"
 set +e; updater install "$ci/acme-1.0.0.zst"; rc=$?; set -e
@@ -111,7 +116,7 @@ run "$bin/bundle-tool" release --key "$ci/release.key" --dir "$www" --channel st
 run updater check
 run updater update
 cmp "$ci/rootfs-1.2.0.img" "$dev/slots/rootfs-a.img" && echo "slot A is byte-identical to the 1.2.0 image"
-[ "$(field "['next']")" = A ] || fail "A should boot next"
+[ "$(field next)" = A ] || fail "A should boot next"
 echo
 echo "demo: OK (work folder: $work)"
 

@@ -223,7 +223,7 @@ pub unsafe extern "C" fn abu_install(
     let also: Option<Observer> = progress.map(|callback| {
         let user = UserData(user);
         Arc::new(move |tick: &Tick| {
-            let step = CString::new(tick.step).unwrap_or_default();
+            let step = CString::new(tick.step.as_str()).unwrap_or_default();
             // SAFETY: as promised by the caller of abu_install.
             unsafe { callback(step.as_ptr(), tick.done, tick.total, user.get()) }
         }) as Observer

@@ -7,32 +7,21 @@ use serde::Serialize;
 use crate::cancel::CancelToken;
 use crate::error::{Result, UpdaterError};
 use crate::install::{InstallOptions, InstallReport};
-use crate::progress::{Observer, Progress, Style, Tick};
+use crate::names::named;
+use crate::progress::{Observer, Progress, Step, Style, Tick};
 use crate::state::{now, InstallResult, State};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    Idle,
-    /// Streaming a bundle from a server into the target group.
-    Downloading,
-    /// Writing a bundle from a file or an upload, or reading back what was written.
-    Installing,
-    /// Installed and activated; the next boot starts it.
-    ReadyToReboot,
-    /// The last install failed or was cancelled (`last_error` says which).
-    Failed,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Idle => "idle",
-            Phase::Downloading => "downloading",
-            Phase::Installing => "installing",
-            Phase::ReadyToReboot => "ready-to-reboot",
-            Phase::Failed => "failed",
-        }
+named! {
+    pub enum Phase {
+        Idle = "idle",
+        /// Streaming a bundle from a server into the target group.
+        Downloading = "downloading",
+        /// Writing a bundle from a file or an upload, or reading back what was written.
+        Installing = "installing",
+        /// Installed and activated; the next boot starts it.
+        ReadyToReboot = "ready-to-reboot",
+        /// The last install failed or was cancelled (`last_error` says which).
+        Failed = "failed",
     }
 }
 
@@ -43,8 +32,8 @@ pub struct ActivityStatus {
     pub source: Option<String>,
     /// The version being or last installed, once its manifest is verified.
     pub version: Option<String>,
-    /// `install` (streaming and verifying) or `read-back`.
-    pub step: Option<String>,
+    /// `install` (streaming, verifying, reading back) or `read-back` (the rest, after the fsync).
+    pub step: Option<Step>,
     pub done: u64,
     pub total: u64,
     pub percent: u8,
@@ -149,12 +138,10 @@ impl Activity {
             let me = Arc::clone(self);
             Arc::new(move |tick: &Tick| {
                 me.set(|s| {
-                    if tick.step != "install" {
+                    if tick.step != Step::Install {
                         s.state = Phase::Installing;
                     }
-                    if s.step.as_deref() != Some(tick.step) {
-                        s.step = Some(tick.step.to_string());
-                    }
+                    s.step = Some(tick.step);
                     if s.version.is_none() {
                         s.version = tick.subject.map(str::to_string);
                     }

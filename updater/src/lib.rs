@@ -3,6 +3,8 @@
 // One audited call (sync_file_range in install::readback) needs libc; all else is safe code.
 #![deny(unsafe_code)]
 
+mod names;
+
 pub mod activity;
 pub mod assess;
 pub mod bootloader;

@@ -113,7 +113,9 @@ impl Client {
                 }
                 request = request.config().timeout_global(Some(left)).build();
             }
-            let response = request.call().map_err(|e| Failure::of(url.as_str(), e))?;
+            let response = request
+                .call()
+                .map_err(|e| Failure::of(url.as_str(), e, &self.settings))?;
             let status = response.status();
             if status.as_u16() >= 400 {
                 return Err(Failure::Refused(format!(
@@ -183,7 +185,7 @@ impl Client {
         }
         let response = request
             .send(body)
-            .map_err(|e| Failure::of(url.as_str(), e).into_message())?;
+            .map_err(|e| Failure::of(url.as_str(), e, &self.settings).into_message())?;
         match response.status().as_u16() {
             code @ 400.. => Err(format!(
                 "{url}: HTTP {code} {}",
@@ -293,9 +295,24 @@ enum Failure {
 }
 
 impl Failure {
-    fn of(url: &str, err: ureq::Error) -> Failure {
+    /// The HTTP library's own time limits are ours (`settings`), so they are said in our words:
+    /// whichever of it and our own watch notices first, the message is the same.
+    fn of(url: &str, err: ureq::Error, settings: &HttpSettings) -> Failure {
+        let seconds = |d: Duration| d.as_secs_f64();
         match err {
             ureq::Error::StatusCode(code) => Failure::Refused(format!("{url}: HTTP {code}")),
+            ureq::Error::Timeout(ureq::Timeout::RecvResponse) => Failure::Transport(format!(
+                "{url}: no answer within {} s",
+                seconds(settings.timeout)
+            )),
+            ureq::Error::Timeout(ureq::Timeout::Connect) => Failure::Transport(format!(
+                "{url}: no connection within {} s",
+                seconds(settings.connect_timeout)
+            )),
+            ureq::Error::Timeout(ureq::Timeout::PerRead) => Failure::Transport(format!(
+                "{url}: nothing received for {} s",
+                seconds(settings.stall_time)
+            )),
             other => Failure::Transport(format!("{url}: {other}")),
         }
     }
@@ -371,7 +388,7 @@ impl Download {
                 Err(_) => {
                     return Err(UpdaterError::Network(format!(
                         "{url}: no answer within {} s",
-                        settings.timeout.as_secs()
+                        settings.timeout.as_secs_f64()
                     )))
                 }
             }

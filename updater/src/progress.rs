@@ -3,6 +3,8 @@
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
+use crate::names::named;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     Bar,
@@ -20,13 +22,27 @@ impl Style {
     }
 }
 
+named! {
+    /// The long steps that report progress.
+    #[derive(Default)]
+    pub enum Step {
+        /// Writing a bundle's images (and verifying each chunk) into the target group.
+        #[default]
+        Install = "install",
+        /// Reading back, after the fsync, what was written and not yet read back.
+        ReadBack = "read-back",
+        /// Writing firmware to a microcontroller.
+        Firmware = "firmware",
+    }
+}
+
 /// Told of every change (the local API's status, the C library's callback).
 pub type Observer = Arc<dyn Fn(&Tick) + Send + Sync>;
 
 /// Where a long job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tick<'a> {
-    pub step: &'a str,
+    pub step: Step,
     pub done: u64,
     pub total: u64,
     /// What is being worked on, once known: the version of the bundle being installed.
@@ -35,14 +51,14 @@ pub struct Tick<'a> {
 
 pub struct Progress {
     style: Style,
-    inner: Mutex<Step>,
+    inner: Mutex<Current>,
     subject: Mutex<Option<String>>,
     observer: Option<Observer>,
 }
 
 #[derive(Default)]
-struct Step {
-    name: String,
+struct Current {
+    step: Step,
     total: u64,
     done: u64,
     shown: Option<u64>,
@@ -52,7 +68,7 @@ impl Progress {
     pub fn new(style: Style) -> Self {
         Progress {
             style,
-            inner: Mutex::new(Step::default()),
+            inner: Mutex::new(Current::default()),
             subject: Mutex::new(None),
             observer: None,
         }
@@ -70,15 +86,15 @@ impl Progress {
         *self.subject.lock().expect("progress lock") = Some(subject.to_string());
     }
 
-    pub fn begin(&self, name: &str, total: u64) {
-        let mut step = self.inner.lock().expect("progress lock");
-        *step = Step {
-            name: name.into(),
+    pub fn begin(&self, step: Step, total: u64) {
+        let mut current = self.inner.lock().expect("progress lock");
+        *current = Current {
+            step,
             total,
             done: 0,
             shown: None,
         };
-        self.show(&mut step);
+        self.show(&mut current);
     }
 
     pub fn advance(&self, bytes: u64) {
@@ -94,11 +110,11 @@ impl Progress {
         }
     }
 
-    fn show(&self, step: &mut Step) {
+    fn show(&self, step: &mut Current) {
         if let Some(observer) = &self.observer {
             let subject = self.subject.lock().expect("progress lock");
             observer(&Tick {
-                step: &step.name,
+                step: step.step,
                 done: step.done,
                 total: step.total,
                 subject: subject.as_deref(),
@@ -121,7 +137,7 @@ impl Progress {
             let _ = write!(
                 err,
                 "\r{:<10} [{}{}] {:>3}% {:.1}/{:.1} MiB",
-                step.name,
+                step.step.as_str(),
                 "#".repeat(filled),
                 ".".repeat(20 - filled),
                 percent,
@@ -132,7 +148,7 @@ impl Progress {
             let _ = writeln!(
                 err,
                 "{}: {percent}% ({:.1} of {:.1} MiB)",
-                step.name,
+                step.step,
                 mib(step.done),
                 mib(step.total)
             );

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, UpdaterError};
 use crate::fsutil::atomic_write;
 use crate::group::Group;
+use crate::names::named;
 
 const STATE_FILE: &str = "state.json";
 const LOCK_FILE: &str = "lock";
@@ -97,32 +98,34 @@ pub struct InstallRecord {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstallResult {
-    Installing,
-    /// Written and activated; waiting for the reboot and boot-check.
-    Installed,
-    /// Booted and passed boot-check.
-    Confirmed,
-    /// Booted, but boot-check failed.
-    Unhealthy,
-    /// Did not boot healthy; the bootloader went back to the previous group.
-    RolledBack,
-    /// The install itself failed; the group stays unbootable.
-    Failed,
+named! {
+    pub enum InstallResult {
+        Installing = "installing",
+        /// Written and activated; waiting for the reboot and boot-check.
+        Installed = "installed",
+        /// Booted and passed boot-check.
+        Confirmed = "confirmed",
+        /// Booted, but boot-check failed.
+        Unhealthy = "unhealthy",
+        /// Did not boot healthy; the bootloader went back to the previous group.
+        RolledBack = "rolled-back",
+        /// The install itself failed; the group stays unbootable.
+        Failed = "failed",
+    }
 }
 
-impl InstallResult {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InstallResult::Installing => "installing",
-            InstallResult::Installed => "installed",
-            InstallResult::Confirmed => "confirmed",
-            InstallResult::Unhealthy => "unhealthy",
-            InstallResult::RolledBack => "rolled-back",
-            InstallResult::Failed => "failed",
-        }
+named! {
+    /// What an entry of the event log records.
+    pub enum EventKind {
+        Install = "install",
+        InstallFailed = "install-failed",
+        MarkGood = "mark-good",
+        MarkBad = "mark-bad",
+        /// boot-check found a problem of what both groups share.
+        BootCheckWarning = "boot-check-warning",
+        /// The bootloader fell back from a group whose update failed.
+        Rollback = "rollback",
+        FirmwareFlashed = "firmware-flashed",
     }
 }
 
@@ -205,14 +208,15 @@ impl StateDir {
 impl State {
     pub fn record(
         &mut self,
-        event: &str,
+        event: EventKind,
         group: Group,
         version: Option<&str>,
         message: Option<String>,
     ) {
         self.events.push(Event {
             time: now(),
-            event: event.into(),
+            // Stored as text: an older updater (after a fallback) must still read newer kinds.
+            event: event.to_string(),
             group,
             version: version.map(Into::into),
             message,
@@ -237,7 +241,7 @@ mod tests {
         assert_eq!(store.load().unwrap(), State::default());
         let mut state = State::default();
         for _ in 0..MAX_EVENTS + 5 {
-            state.record("mark-good", Group::A, Some("1.0.0"), None);
+            state.record(EventKind::MarkGood, Group::A, Some("1.0.0"), None);
         }
         store.save(&state).unwrap();
         let loaded = store.load().unwrap();

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::device::Device;
 use updater::cancel::CancelToken;
 use updater::install::{install, InstallOptions};
-use updater::progress::{Progress, Style, Tick};
+use updater::progress::{Progress, Step, Style, Tick};
 use updater::{Config, UpdaterError};
 
 #[test]
@@ -29,7 +29,7 @@ fn defect_08_an_acknowledged_cancel_never_activates_the_group() {
         let progress = Progress::observed(
             Style::Quiet,
             Arc::new(move |tick: &Tick| {
-                if tick.step == "read-back" && tick.done == tick.total {
+                if tick.step == Step::ReadBack && tick.done == tick.total {
                     // Every fourth round cancels at the last moment the install reports.
                     if round % 4 == 0 {
                         in_step.cancel();

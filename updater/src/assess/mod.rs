@@ -14,7 +14,7 @@ use crate::config::{Config, OnFailure, Scope};
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 use crate::progress::{Progress, Style};
-use crate::state::{now, InstallResult, State, StateDir};
+use crate::state::{now, EventKind, InstallResult, State, StateDir};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -102,11 +102,11 @@ fn apply_mark(
             boot.mark_good(group, config.boot.tries);
             let carried = state.groups.get(&group).map_or(0, |g| g.security_version);
             state.security_floor = state.security_floor.max(carried);
-            state.record("mark-good", group, version.as_deref(), why);
+            state.record(EventKind::MarkGood, group, version.as_deref(), why);
         }
         Mark::Bad => {
             boot.mark_bad(group);
-            state.record("mark-bad", group, version.as_deref(), why);
+            state.record(EventKind::MarkBad, group, version.as_deref(), why);
         }
     }
 }
@@ -176,7 +176,12 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
         .filter(|f| f.scope == Scope::Shared)
         .collect();
     if !shared.is_empty() {
-        state.record("boot-check-warning", booted, None, Some(join(&shared)));
+        state.record(
+            EventKind::BootCheckWarning,
+            booted,
+            None,
+            Some(join(&shared)),
+        );
     }
     state.warnings = shared.iter().map(|f| f.message.clone()).collect();
     // The record that explains a change goes first: a group is never marked bad without it. A
@@ -249,7 +254,7 @@ fn detect_fallback(boot: &BootState, state: &mut State, booted: Group) -> Option
     last.time = now();
     last.error = Some(message.clone());
     warn!("{message}");
-    state.record("rollback", target, Some(&version), Some(message));
+    state.record(EventKind::Rollback, target, Some(&version), Some(message));
     Some(target)
 }
 

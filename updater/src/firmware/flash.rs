@@ -1,6 +1,6 @@
 //! Flashing one image to one target, verified, with whichever protocol the target speaks.
 use crate::error::{Result, UpdaterError};
-use crate::progress::Progress;
+use crate::progress::{Progress, Step};
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +36,7 @@ fn open_dfu(usb: UsbId, serial: Option<&str>, alt: u8) -> Result<Dfu<UsbTranspor
 /// Writes `image` to the target and verifies it by reading it back; an error names the target.
 pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
     let fail = |e: String| UpdaterError::Firmware(format!("{}: {e}", target.describe()));
-    progress.begin("firmware", image.len() as u64);
+    progress.begin(Step::Firmware, image.len() as u64);
     let advance = &mut |n: u64| progress.advance(n);
     match target {
         Target::Stm32Serial {

@@ -46,7 +46,7 @@ pub fn record(dir: &Path, manifest: &Manifest) -> Result<()> {
         .map(|c| StoredFirmware {
             name: c.name.clone(),
             version: c.firmware_version.clone().unwrap_or_default(),
-            sha256: hex(&c.sha256),
+            sha256: hex::encode(c.sha256),
             size: c.size,
             target: c.target.clone().expect("validated: firmware has a target"),
         })
@@ -64,8 +64,4 @@ pub fn load(dir: &Path) -> Result<Vec<StoredFirmware>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(UpdaterError::io(format!("reading {}", path.display()))(e)),
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

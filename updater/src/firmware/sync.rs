@@ -11,7 +11,7 @@ use super::store::{self, StoredFirmware};
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
-use crate::state::{now, Flashed, State, StateDir};
+use crate::state::{now, EventKind, Flashed, State, StateDir};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -52,7 +52,7 @@ pub fn sync(
             },
         );
         state.record(
-            "firmware-flashed",
+            EventKind::FirmwareFlashed,
             booted,
             Some(&fw.version),
             Some(fw.name.clone()),
@@ -68,7 +68,7 @@ fn read_verified(dir: &std::path::Path, fw: &StoredFirmware) -> Result<Vec<u8>> 
     let path = store::image_path(dir, &fw.name);
     let image =
         std::fs::read(&path).map_err(UpdaterError::io(format!("reading {}", path.display())))?;
-    if store::hex(&bundle::hash_chunk(&image)) != fw.sha256 {
+    if hex::encode(bundle::hash_chunk(&image)) != fw.sha256 {
         return Err(UpdaterError::Firmware(format!(
             "{} does not match its recorded SHA-256",
             path.display()

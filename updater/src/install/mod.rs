@@ -1,6 +1,6 @@
 //! `updater install`: the guarded path from a bundle to a bootable group.
 //!
-//! Order, and why (design.md, "Install: the invariants"):
+//! Order, and why (docs/boot-flow.md, "The install's order"):
 //! 1. keyring, booted group, boot state and bundle signature, then compatibility, version policy and
 //!    slot fit: all before anything changes;
 //! 2. the target group is made unbootable before its first byte changes;
@@ -27,11 +27,11 @@ use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
 use crate::group::Group;
-use crate::progress::Progress;
+use crate::progress::{Progress, Step};
 use crate::slots::{Slot, SlotInfo};
 use crate::source::Cancellable;
 use crate::state::{
-    now, ComponentRecord, GroupRecord, InstallRecord, InstallResult, State, StateDir,
+    now, ComponentRecord, EventKind, GroupRecord, InstallRecord, InstallResult, State, StateDir,
 };
 pub use policy::Policy;
 use readback::SlotTarget;
@@ -205,7 +205,12 @@ pub fn install(
         last.result = InstallResult::Installed;
         last.time = now();
     }
-    state.record("install", target, Some(&manifest.version.to_string()), None);
+    state.record(
+        EventKind::Install,
+        target,
+        Some(&manifest.version.to_string()),
+        None,
+    );
     store.save(&state)?;
     crate::fault::pause_before_activation();
     boot.activate(target, config.boot.tries);
@@ -292,7 +297,7 @@ fn write_and_verify<R: Read>(
     let total: u64 = manifest.components.iter().map(|c| c.size).sum();
     let started = Instant::now();
     progress.set_subject(&manifest.version.to_string());
-    progress.begin("install", total);
+    progress.begin(Step::Install, total);
     let left = pipeline::stream(&mut reader, targets, route, progress)?;
     progress.end();
     // The archive must end exactly where the manifest says, seek table included.
@@ -313,7 +318,7 @@ fn write_and_verify<R: Read>(
         readback::make_durable(&target.file, &target.name)?;
     }
     info!(seconds = started.elapsed().as_secs_f64(), "synced");
-    progress.begin("read-back", left.iter().map(|w| w.len as u64).sum());
+    progress.begin(Step::ReadBack, left.iter().map(|w| w.len as u64).sum());
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     readback::finish(
         targets,
@@ -348,7 +353,7 @@ fn record_failure(
         last.error = Some(err.to_string());
     }
     state.record(
-        "install-failed",
+        EventKind::InstallFailed,
         target,
         Some(&manifest.version.to_string()),
         Some(err.to_string()),
