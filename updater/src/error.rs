@@ -1,5 +1,5 @@
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bundle::BundleError;
 
@@ -7,8 +7,12 @@ pub use cli_support::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdaterError {
-    #[error("config {path}: {message}")]
-    Config { path: String, message: String },
+    #[error("config {}: {problem}", path.display())]
+    Config {
+        path: PathBuf,
+        #[source]
+        problem: ConfigProblem,
+    },
     #[error("keyring: {0}")]
     Keyring(#[source] BundleError),
     #[error(transparent)]
@@ -24,7 +28,7 @@ pub enum UpdaterError {
     #[error("read-back of {slot}: chunk {chunk} differs from what was written")]
     ReadBack { slot: String, chunk: u64 },
     #[error("bootloader: {0}")]
-    Bootloader(String),
+    Bootloader(#[source] crate::bootloader::BootloaderError),
     #[error("slot not found: {0}")]
     SlotNotFound(String),
     /// More than one partition answers to a slot's name: another disk carries it too.
@@ -43,8 +47,13 @@ pub enum UpdaterError {
         command: String,
         status: std::process::ExitStatus,
     },
-    #[error("firmware: {0}")]
-    Firmware(String),
+    /// `target` names the microcontroller (and the firmware, when flashing a group's).
+    #[error("firmware: {target}: {cause}")]
+    Firmware {
+        target: String,
+        #[source]
+        cause: crate::firmware::FirmwareError,
+    },
     #[error("{0}; try again when it is done")]
     Busy(String),
     #[error("network: {0}")]
@@ -70,7 +79,7 @@ impl UpdaterError {
             UpdaterError::Refused(_) | UpdaterError::RebootFailed { .. } => exit::OTHER,
             UpdaterError::Usage(_) => exit::USAGE,
             UpdaterError::Busy(_) => exit::BUSY,
-            UpdaterError::Firmware(_) => exit::FIRMWARE,
+            UpdaterError::Firmware { .. } => exit::FIRMWARE,
             UpdaterError::Network(_) => exit::NETWORK,
             UpdaterError::Cancelled(_) => exit::CANCELLED,
             UpdaterError::WrongBundle(_) => exit::BAD_BUNDLE,
@@ -82,12 +91,31 @@ impl UpdaterError {
         move |source| UpdaterError::Io { context, source }
     }
 
+    /// A setting (or a file a setting names) that is wrong, in the device config at `path`.
     pub fn config(path: &Path, message: impl Into<String>) -> UpdaterError {
         UpdaterError::Config {
-            path: path.display().to_string(),
-            message: message.into(),
+            path: path.to_path_buf(),
+            problem: ConfigProblem::Invalid(message.into()),
         }
     }
+
+    /// The config, or a file it names, cannot be read.
+    pub fn config_unreadable(path: &Path) -> impl FnOnce(io::Error) -> UpdaterError {
+        let path = path.to_path_buf();
+        move |e| UpdaterError::Config {
+            path,
+            problem: ConfigProblem::Unreadable(e),
+        }
+    }
+}
+
+/// What is wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("{0}")]
+    Unreadable(#[source] io::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = UpdaterError> = std::result::Result<T, E>;

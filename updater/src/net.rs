@@ -262,12 +262,12 @@ pub fn checked_url(url: &str) -> Result<url::Url> {
 
 /// The Mozilla roots and the CA certificates (PEM) in `ca_file`.
 fn with_private_cas(ca_file: &Path) -> Result<RootCerts> {
-    let bad = |message: String| UpdaterError::Config {
-        path: ca_file.display().to_string(),
-        message,
-    };
+    let bad = |message: String| UpdaterError::config(ca_file, message);
     let private = CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| bad(e.to_string()))?
+        .map_err(|e| match e {
+            rustls_pki_types::pem::Error::Io(e) => UpdaterError::config_unreadable(ca_file)(e),
+            other => bad(other.to_string()),
+        })?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
     if private.is_empty() {

@@ -147,7 +147,7 @@ fn a_microcontroller_that_cannot_be_flashed_fails_the_boot_check() {
     assert_eq!(out.status.code(), Some(11));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("firmware: 'motor' 1.0: firmware: stm32-serial"),
+        err.contains("firmware: 'motor' 1.0 on stm32-serial"),
         "{err}"
     );
     let status: Value = serde_json::from_str(&d.ok(&["firmware", "status", "--json"])).unwrap();

@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::PathBuf;
 
+use super::BootloaderError;
 use super::{Environment, Vars};
 use crate::error::{Result, UpdaterError};
 use crate::fsutil::atomic_write;
@@ -17,7 +18,7 @@ impl FileEnv {
     }
 
     fn corrupt(&self, what: &str) -> UpdaterError {
-        UpdaterError::Bootloader(format!("{} is corrupt: {what}", self.path.display()))
+        BootloaderError::corrupt(self.path.display(), what)
     }
 }
 
@@ -27,10 +28,10 @@ impl Environment for FileEnv {
             Ok(bytes) => String::from_utf8(bytes).map_err(|_| self.corrupt("not text"))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(UpdaterError::Bootloader(format!(
-                    "reading {}: {e}",
+                return Err(BootloaderError::storage(format!(
+                    "reading {}",
                     self.path.display()
-                )))
+                ))(e))
             }
         };
         parse(&text).map(Some).map_err(|e| self.corrupt(&e))
@@ -41,8 +42,11 @@ impl Environment for FileEnv {
         for (key, value) in vars {
             text.push_str(&format!("{key}={value}\n"));
         }
-        atomic_write(&self.path, text.as_bytes())
-            .map_err(|e| UpdaterError::Bootloader(e.to_string()))
+        atomic_write(&self.path, text.as_bytes()).map_err(|e| match e {
+            // The storage failed: a bootloader failure (exit 8), its cause kept.
+            UpdaterError::Io { context, source } => BootloaderError::storage(context)(source),
+            other => other,
+        })
     }
 
     fn describe(&self) -> String {

@@ -7,6 +7,7 @@
 use std::fs;
 use std::path::PathBuf;
 
+use super::BootloaderError;
 use super::{Environment, Vars};
 use crate::error::{Result, UpdaterError};
 
@@ -34,12 +35,16 @@ impl GrubEnv {
             } else {
                 ""
             };
-            UpdaterError::Bootloader(format!("reading {}: {e}{hint}", self.path.display()))
+            UpdaterError::Bootloader(BootloaderError::Storage {
+                doing: format!("reading {}", self.path.display()),
+                source: e,
+                hint,
+            })
         })
     }
 
     fn corrupt(&self, what: String) -> UpdaterError {
-        UpdaterError::Bootloader(format!("{} is corrupt: {what}", self.path.display()))
+        BootloaderError::corrupt(self.path.display(), what)
     }
 }
 
@@ -80,7 +85,7 @@ impl Environment for GrubEnv {
             }
         }
         let new = render(&lines, block.len())
-            .map_err(|e| UpdaterError::Bootloader(format!("{}: {e}", self.path.display())))?;
+            .map_err(|e| BootloaderError::invalid(self.path.display(), e))?;
         super::write_in_place(&self.path, 0, &new)
     }
 

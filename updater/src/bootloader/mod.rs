@@ -18,6 +18,60 @@ use crate::config::BootloaderConfig;
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 
+/// Why the boot state cannot be read or written (exit 8).
+#[derive(Debug, thiserror::Error)]
+pub enum BootloaderError {
+    /// The environment's storage failed: `doing` says what was done where.
+    #[error("{doing}: {source}{hint}")]
+    Storage {
+        doing: String,
+        #[source]
+        source: std::io::Error,
+        /// What to do about it, when there is something to say.
+        hint: &'static str,
+    },
+    /// The environment holds what no bootloader or updater writes.
+    #[error("{place} is corrupt: {what}")]
+    Corrupt { place: String, what: String },
+    /// The variables do not fit the environment.
+    #[error("{place}: {what}")]
+    Invalid { place: String, what: String },
+    /// The variables make no boot state: one is missing or has a value no writer gives it.
+    #[error("{0}")]
+    BadState(String),
+}
+
+impl BootloaderError {
+    pub fn storage(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpdaterError {
+        let doing = doing.into();
+        move |source| {
+            UpdaterError::Bootloader(BootloaderError::Storage {
+                doing,
+                source,
+                hint: "",
+            })
+        }
+    }
+
+    pub fn corrupt(place: impl std::fmt::Display, what: impl Into<String>) -> UpdaterError {
+        UpdaterError::Bootloader(BootloaderError::Corrupt {
+            place: place.to_string(),
+            what: what.into(),
+        })
+    }
+
+    pub fn invalid(place: impl std::fmt::Display, what: impl Into<String>) -> UpdaterError {
+        UpdaterError::Bootloader(BootloaderError::Invalid {
+            place: place.to_string(),
+            what: what.into(),
+        })
+    }
+}
+
+fn bad_state(what: String) -> UpdaterError {
+    UpdaterError::Bootloader(BootloaderError::BadState(what))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GroupBoot {
     /// Boot attempts left; a group with none is skipped.
@@ -142,8 +196,9 @@ impl BootState {
             return Ok(None);
         }
         let get = |key: &str| {
-            vars.get(key)
-                .ok_or_else(|| UpdaterError::Bootloader(format!("variable {key} is missing")))
+            vars.get(key).ok_or_else(|| {
+                BootloaderError::invalid("boot state", format!("variable {key} is missing"))
+            })
         };
         let [order_key, a_left, b_left, a_ok, b_ok] = &names;
         // The boot scripts walk ORDER and then "A B", so a group missing from ORDER, or named
@@ -153,7 +208,7 @@ impl BootState {
         for name in get(order_key)?.split_ascii_whitespace() {
             let group: Group = name
                 .parse()
-                .map_err(|e| UpdaterError::Bootloader(format!("{order_key}: {e}")))?;
+                .map_err(|e| BootloaderError::invalid(order_key, e))?;
             if group != Group::R && !order.contains(&group) {
                 order.push(group);
             }
@@ -169,17 +224,13 @@ impl BootState {
                 .parse::<u8>()
                 .ok()
                 .filter(|t| *t <= 9)
-                .ok_or_else(|| {
-                    UpdaterError::Bootloader(format!("{key} is not a count of attempts"))
-                })
+                .ok_or_else(|| bad_state(format!("{key} is not a count of attempts")))
         };
         let flag = |key: &str| -> Result<bool> {
             match get(key)?.as_str() {
                 "0" => Ok(false),
                 "1" => Ok(true),
-                other => Err(UpdaterError::Bootloader(format!(
-                    "{key}={other} is not 0 or 1"
-                ))),
+                other => Err(bad_state(format!("{key}={other} is not 0 or 1"))),
             }
         };
         Ok(Some(BootState {
@@ -200,14 +251,19 @@ impl BootState {
 /// and U-Boot environments are updated in place.
 fn write_in_place(path: &std::path::Path, offset: u64, bytes: &[u8]) -> Result<()> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| UpdaterError::Bootloader(format!("opening {}: {e}", path.display())))?;
-    let failed = |e| UpdaterError::Bootloader(format!("writing {}: {e}", path.display()));
-    file.write_all_at(bytes, offset).map_err(failed)?;
+    let file =
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(BootloaderError::storage(format!(
+                "opening {}",
+                path.display()
+            )))?;
+    let doing = format!("writing {}", path.display());
+    file.write_all_at(bytes, offset)
+        .map_err(BootloaderError::storage(doing.clone()))?;
     crate::fault::point("write environment in place");
-    file.sync_all().map_err(failed)?;
+    file.sync_all().map_err(BootloaderError::storage(doing))?;
     crate::fault::point("fsync environment");
     Ok(())
 }

@@ -6,9 +6,10 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use super::BootloaderError;
 use super::{Environment, Vars};
 use crate::config::Location;
-use crate::error::{Result, UpdaterError};
+use crate::error::Result;
 
 pub struct UbootEnv {
     copies: Vec<Location>,
@@ -44,13 +45,11 @@ impl UbootEnv {
         let mut raw = vec![0u8; loc.size];
         File::open(&loc.path)
             .and_then(|f| f.read_exact_at(&mut raw, loc.offset))
-            .map_err(|e| {
-                UpdaterError::Bootloader(format!(
-                    "reading {} at {:#x}: {e}",
-                    loc.path.display(),
-                    loc.offset
-                ))
-            })?;
+            .map_err(BootloaderError::storage(format!(
+                "reading {} at {:#x}",
+                loc.path.display(),
+                loc.offset
+            )))?;
         let crc = u32::from_le_bytes(raw[..4].try_into().expect("4 bytes"));
         let data = raw[self.header_len()..].to_vec();
         Ok(Copy {
@@ -83,6 +82,11 @@ impl UbootEnv {
         }
     }
 
+    /// "U-Boot environment /dev/mmcblk0 at 0x3e0000 ...", for messages.
+    fn place(&self) -> String {
+        format!("U-Boot environment {}", self.describe_locations())
+    }
+
     fn describe_locations(&self) -> String {
         self.copies
             .iter()
@@ -100,14 +104,14 @@ impl Environment for UbootEnv {
             .map(|l| self.read_copy(l))
             .collect::<Result<Vec<_>>>()?;
         match Self::current(&copies) {
-            Some(i) => parse(&copies[i].data).map(Some).map_err(|e| {
-                UpdaterError::Bootloader(format!("U-Boot environment {}: {e}", self.describe_locations()))
-            }),
+            Some(i) => parse(&copies[i].data)
+                .map(Some)
+                .map_err(|e| BootloaderError::invalid(self.place(), e)),
             None if copies.iter().all(|c| c.blank) => Ok(None),
-            None => Err(UpdaterError::Bootloader(format!(
-                "U-Boot environment {}: no copy has a valid CRC (refusing to replace it with defaults)",
-                self.describe_locations()
-            ))),
+            None => Err(BootloaderError::invalid(
+                self.place(),
+                "no copy has a valid CRC (refusing to replace it with defaults)",
+            )),
         }
     }
 
@@ -123,12 +127,8 @@ impl Environment for UbootEnv {
             None => (1, 1),
         };
         let loc = &self.copies[target];
-        let data = render(vars, loc.size - self.header_len()).map_err(|e| {
-            UpdaterError::Bootloader(format!(
-                "U-Boot environment {}: {e}",
-                self.describe_locations()
-            ))
-        })?;
+        let data = render(vars, loc.size - self.header_len())
+            .map_err(|e| BootloaderError::invalid(self.place(), e))?;
         let mut raw = crc32fast::hash(&data).to_le_bytes().to_vec();
         if self.redundant() {
             raw.push(flags);

@@ -103,8 +103,7 @@ fn at_line(text: &str, err: &toml::de::Error) -> String {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
-        let text =
-            fs::read_to_string(path).map_err(|e| UpdaterError::config(path, e.to_string()))?;
+        let text = fs::read_to_string(path).map_err(UpdaterError::config_unreadable(path))?;
         let raw: RawConfig =
             toml::from_str(&text).map_err(|e| UpdaterError::config(path, at_line(&text, &e)))?;
         let base = path.parent().unwrap_or(Path::new("."));

@@ -5,9 +5,9 @@ use crate::progress::{Progress, Step};
 use std::time::{Duration, Instant};
 
 use super::dfu::{Dfu, DfuError};
-use super::open_serial;
 use super::stm32::{Bootloader, Timeouts};
 use super::usb::UsbTransport;
+use super::{open_serial, FirmwareError};
 use bundle::UsbId;
 
 /// Where a microcontroller is and how to reach it: the manifest's own type.
@@ -35,7 +35,10 @@ fn open_dfu(usb: UsbId, serial: Option<&str>, alt: u8) -> Result<Dfu<UsbTranspor
 
 /// Writes `image` to the target and verifies it by reading it back; an error names the target.
 pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
-    let fail = |e: String| UpdaterError::Firmware(format!("{}: {e}", target.describe()));
+    let fail = |cause: FirmwareError| UpdaterError::Firmware {
+        target: target.describe(),
+        cause,
+    };
     progress.begin(Step::Firmware, image.len() as u64);
     let advance = &mut |n: u64| progress.advance(n);
     match target {
@@ -45,27 +48,26 @@ pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
             parity,
             address,
         } => {
-            let link = open_serial(port, *baud, *parity).map_err(|e| fail(e.to_string()))?;
+            let link = open_serial(port, *baud, *parity).map_err(|e| fail(e.into()))?;
             let mut bootloader =
-                Bootloader::connect(link, Timeouts::default()).map_err(|e| fail(e.to_string()))?;
+                Bootloader::connect(link, Timeouts::default()).map_err(|e| fail(e.into()))?;
             bootloader
                 .flash(*address, image, advance)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.into()))?;
         }
         Target::Dfu { usb, serial, alt } => {
-            let mut dfu =
-                open_dfu(*usb, serial.as_deref(), *alt).map_err(|e| fail(e.to_string()))?;
+            let mut dfu = open_dfu(*usb, serial.as_deref(), *alt).map_err(|e| fail(e.into()))?;
             let result = dfu
                 .ensure_idle()
                 .and_then(|()| dfu.download(image, 0, advance));
-            result.map_err(|e| fail(e.to_string()))?;
+            result.map_err(|e| fail(e.into()))?;
             // A device that reset itself after manifestation has to be found again to read back.
             let usb = UsbTransport::open(usb.vendor, usb.product, serial.as_deref(), *alt)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.into()))?;
             let mut dfu = Dfu::new(usb);
             dfu.ensure_idle()
                 .and_then(|()| dfu.verify_upload(image, 0))
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.into()))?;
         }
         Target::DfuSe {
             usb,
@@ -74,9 +76,9 @@ pub fn flash(target: &Target, image: &[u8], progress: &Progress) -> Result<()> {
             address,
         } => {
             open_dfu(*usb, serial.as_deref(), *alt)
-                .map_err(|e| fail(e.to_string()))?
+                .map_err(|e| fail(e.into()))?
                 .dfuse_flash(*address, image, advance)
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(e.into()))?;
         }
     }
     progress.end();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use bundle::{ComponentKind, FirmwareTarget, Manifest};
 use serde::{Deserialize, Serialize};
 
+use super::FirmwareError;
 use crate::error::{Result, UpdaterError};
 use crate::fsutil::atomic_write;
 use crate::group::Group;
@@ -59,8 +60,10 @@ pub fn record(dir: &Path, manifest: &Manifest) -> Result<()> {
 pub fn load(dir: &Path) -> Result<Vec<StoredFirmware>> {
     let path = dir.join(LIST);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| UpdaterError::Firmware(format!("{}: {e}", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| UpdaterError::Firmware {
+            target: "the group's firmware list".into(),
+            cause: FirmwareError::Stored(format!("{}: {e}", path.display())),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(UpdaterError::io(format!("reading {}", path.display()))(e)),
     }

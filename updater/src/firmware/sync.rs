@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use super::flash;
 use super::store::{self, StoredFirmware};
+use super::{flash, FirmwareError};
 use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
@@ -40,8 +40,13 @@ pub fn sync(
         }
         let image = read_verified(&dir, &fw)?;
         let target = &fw.target;
-        flash(target, &image, progress)
-            .map_err(|e| UpdaterError::Firmware(format!("'{}' {}: {e}", fw.name, fw.version)))?;
+        flash(target, &image, progress).map_err(|e| match e {
+            UpdaterError::Firmware { target, cause } => UpdaterError::Firmware {
+                target: format!("'{}' {} on {target}", fw.name, fw.version),
+                cause,
+            },
+            other => other,
+        })?;
         state.firmware.insert(
             fw.name.clone(),
             Flashed {
@@ -69,10 +74,13 @@ fn read_verified(dir: &std::path::Path, fw: &StoredFirmware) -> Result<Vec<u8>> 
     let image =
         std::fs::read(&path).map_err(UpdaterError::io(format!("reading {}", path.display())))?;
     if hex::encode(bundle::hash_chunk(&image)) != fw.sha256 {
-        return Err(UpdaterError::Firmware(format!(
-            "{} does not match its recorded SHA-256",
-            path.display()
-        )));
+        return Err(UpdaterError::Firmware {
+            target: format!("'{}' {}", fw.name, fw.version),
+            cause: FirmwareError::Stored(format!(
+                "{} does not match its recorded SHA-256",
+                path.display()
+            )),
+        });
     }
     Ok(image)
 }
