@@ -10,7 +10,7 @@ use std::process::Command;
 use tracing::{info, warn};
 
 use crate::bootloader::{self, BootState};
-use crate::config::{Config, OnFailure, Scope};
+use crate::config::{BootCheckConfig, Config, HttpSettings, OnFailure, Scope};
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 use crate::progress::{Progress, Style};
@@ -144,14 +144,7 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     if let Err(e) = crate::firmware::sync::sync(config, &store, &mut state, &quiet) {
         failures.push(Failure::group(e.to_string()));
     }
-    for check in &config.boot_check.checks {
-        if let Err(why) = check.run(&config.http) {
-            failures.push(Failure {
-                scope: check.scope,
-                message: format!("check '{}': {why}", check.name),
-            });
-        }
-    }
+    failures.extend(health_checks(&config.boot_check, &config.http));
 
     let own: Vec<&Failure> = failures
         .iter()
@@ -208,6 +201,20 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
         rolled_back_from,
         reboot,
     })
+}
+
+/// Runs the configured health checks; one failure per check that did not pass.
+pub fn health_checks(settings: &BootCheckConfig, http: &HttpSettings) -> Vec<Failure> {
+    settings
+        .checks
+        .iter()
+        .filter_map(|check| {
+            check.run(http).err().map(|why| Failure {
+                scope: check.scope,
+                message: format!("check '{}': {why}", check.name),
+            })
+        })
+        .collect()
 }
 
 impl BootCheckReport {

@@ -25,6 +25,16 @@ pub struct BootCheckConfig {
     pub checks: Vec<Check>,
 }
 
+impl Default for BootCheckConfig {
+    fn default() -> Self {
+        BootCheckConfig {
+            on_failure: OnFailure::default(),
+            reboot_command: vec!["systemctl".into(), "reboot".into()],
+            checks: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub name: String,
@@ -90,7 +100,7 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
     };
     let reboot_command = raw
         .reboot_command
-        .unwrap_or_else(|| vec!["systemctl".into(), "reboot".into()]);
+        .unwrap_or_else(|| BootCheckConfig::default().reboot_command);
     if reboot_command
         .first()
         .is_none_or(|program| program.is_empty())

@@ -58,6 +58,16 @@ pub struct BootConfig {
     pub tries: u8,
 }
 
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig {
+            booted: None,
+            cmdline: PathBuf::from("/proc/cmdline"),
+            tries: DEFAULT_TRIES,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -87,6 +97,34 @@ struct RawBoot {
     booted: Option<String>,
     cmdline: Option<PathBuf>,
     tries: Option<u8>,
+}
+
+impl Config {
+    /// A configuration made in code (embedding, tests) rather than read from a file: what every
+    /// device must say, and every other setting at its documented default. The fields are public
+    /// for what differs.
+    pub fn new(
+        compatible: &str,
+        keyring: PathBuf,
+        state_dir: PathBuf,
+        bootloader: BootloaderConfig,
+        slots: BTreeMap<Group, GroupSlots>,
+    ) -> Config {
+        Config {
+            path: PathBuf::from("(made in code)"),
+            compatible: compatible.into(),
+            keyring,
+            state_dir,
+            bootloader,
+            boot: BootConfig::default(),
+            slots,
+            boot_check: BootCheckConfig::default(),
+            block_devices: BlockDevices::default(),
+            fleet: None,
+            api: ApiConfig::default(),
+            http: HttpSettings::default(),
+        }
+    }
 }
 
 /// A TOML mistake in one line: where it is and what is wrong ("line 12: unknown variant ...").
@@ -199,7 +237,7 @@ impl Config {
                 cmdline: raw
                     .boot
                     .cmdline
-                    .map_or_else(|| PathBuf::from("/proc/cmdline"), |p| resolve(&p)),
+                    .map_or_else(|| BootConfig::default().cmdline, |p| resolve(&p)),
                 tries,
             },
             slots,

@@ -166,7 +166,7 @@ fn report(
     let sent = Report::new(config, fleet, event, activity.status()).and_then(|mut report| {
         report.check = check;
         report.error = error.map(ToString::to_string);
-        report::send(config, fleet, &report)
+        report::send(&config.http, fleet, &report)
     });
     if let Err(err) = sent {
         eprintln!("updater: report: {}", escaped(&err.to_string()));

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::CheckReport;
 use crate::activity::ActivityStatus;
 use crate::config::Config;
-use crate::config::FleetConfig;
+use crate::config::{FleetConfig, HttpSettings};
 use crate::error::{Result, UpdaterError};
 use crate::net as http;
 use crate::state::now;
@@ -61,7 +61,7 @@ impl Report {
 }
 
 /// POSTs the report as JSON. Short time limits: the report must not hold up the next poll.
-pub fn send(config: &Config, fleet: &FleetConfig, report: &Report) -> Result<()> {
+pub fn send(http_settings: &HttpSettings, fleet: &FleetConfig, report: &Report) -> Result<()> {
     let Some(url) = fleet.report_url.as_deref() else {
         return Ok(());
     };
@@ -71,8 +71,8 @@ pub fn send(config: &Config, fleet: &FleetConfig, report: &Report) -> Result<()>
         .map(|a| ("Authorization", a))
         .into_iter()
         .collect();
-    let body = serde_json::to_string(report).map_err(|e| UpdaterError::Refused(e.to_string()))?;
-    let status = http::Client::new(&config.http)?
+    let body = serde_json::to_string(report).expect("a report is plain data");
+    let status = http::Client::new(http_settings)?
         .post_json(url, &headers, &body)
         .map_err(|e| UpdaterError::Network(format!("report to {e}")))?;
     if (300..400).contains(&status) {
