@@ -145,6 +145,24 @@ fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
     }
 }
 
+/// Runs `work` on `threads` threads, each with a chunk buffer of its own; the first error wins.
+fn on_threads(
+    threads: usize,
+    chunk_size: usize,
+    work: impl Fn(&mut [u8]) -> Result<()> + Sync,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| scope.spawn(|| work(&mut vec![0u8; chunk_size])))
+            .collect();
+        let results: Vec<Result<()>> = workers
+            .into_iter()
+            .map(|w| w.join().expect("read-back thread panicked"))
+            .collect();
+        results.into_iter().collect()
+    })
+}
+
 /// The read-back that runs beside the writer, on `threads` threads so that one chunk is read from
 /// the device while another is hashed. Returns the chunks it could not read back yet: those of
 /// slots that cannot flush a range, for after the fsync.
@@ -157,33 +175,19 @@ pub fn trail(
     let written = Mutex::new(written);
     let unflushable: Vec<AtomicBool> = targets.iter().map(|_| AtomicBool::new(false)).collect();
     let left = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    let mut buf = vec![0u8; chunk_size];
-                    loop {
-                        let next = written.lock().expect("read-back queue").recv();
-                        let Ok(chunk) = next else { return Ok(()) };
-                        let target = &targets[chunk.target];
-                        let cannot_flush = &unflushable[chunk.target];
-                        if !cannot_flush.load(Ordering::Relaxed)
-                            && settle(&target.file, chunk.offset, chunk.len).is_ok()
-                        {
-                            check(target, &chunk, &mut buf)?;
-                        } else {
-                            cannot_flush.store(true, Ordering::Relaxed);
-                            left.lock().expect("read-back list").push(chunk);
-                        }
-                    }
-                })
-            })
-            .collect();
-        let results: Vec<Result<()>> = workers
-            .into_iter()
-            .map(|w| w.join().expect("read-back thread panicked"))
-            .collect();
-        results.into_iter().collect::<Result<Vec<()>>>()
+    on_threads(threads, chunk_size, |buf| loop {
+        let next = written.lock().expect("read-back queue").recv();
+        let Ok(chunk) = next else { return Ok(()) };
+        let target = &targets[chunk.target];
+        let cannot_flush = &unflushable[chunk.target];
+        if !cannot_flush.load(Ordering::Relaxed)
+            && settle(&target.file, chunk.offset, chunk.len).is_ok()
+        {
+            check(target, &chunk, buf)?;
+        } else {
+            cannot_flush.store(true, Ordering::Relaxed);
+            left.lock().expect("read-back list").push(chunk);
+        }
     })?;
     Ok(left.into_inner().expect("read-back list"))
 }
@@ -197,29 +201,16 @@ pub fn finish(
     progress: &Progress,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| {
-                scope.spawn(|| -> Result<()> {
-                    let mut buf = vec![0u8; chunk_size];
-                    loop {
-                        let Some(chunk) = left.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                            return Ok(());
-                        };
-                        if let Err(e) = check(&targets[chunk.target], chunk, &mut buf) {
-                            next.store(left.len(), Ordering::Relaxed);
-                            return Err(e);
-                        }
-                        progress.advance(chunk.len as u64);
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("read-back thread panicked"))
-            .collect::<Result<Vec<()>>>()
-            .map(drop)
+    on_threads(threads, chunk_size, |buf| loop {
+        let Some(chunk) = left.get(next.fetch_add(1, Ordering::Relaxed)) else {
+            return Ok(());
+        };
+        if let Err(e) = check(&targets[chunk.target], chunk, buf) {
+            // The others stop at their next chunk.
+            next.store(left.len(), Ordering::Relaxed);
+            return Err(e);
+        }
+        progress.advance(chunk.len as u64);
     })
 }
 
