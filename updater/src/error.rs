@@ -28,7 +28,7 @@ pub enum UpdaterError {
     #[error("read-back of {slot}: chunk {chunk} differs from what was written")]
     ReadBack { slot: String, chunk: u64 },
     #[error("bootloader: {0}")]
-    Bootloader(#[source] crate::bootloader::BootloaderError),
+    Bootloader(#[source] BootloaderError),
     #[error("slot not found: {0}")]
     SlotNotFound(String),
     /// More than one partition answers to a slot's name: another disk carries it too.
@@ -52,7 +52,7 @@ pub enum UpdaterError {
     Firmware {
         target: String,
         #[source]
-        cause: crate::firmware::FirmwareError,
+        cause: FirmwareError,
     },
     #[error("{0}; try again when it is done")]
     Busy(String),
@@ -107,6 +107,70 @@ impl UpdaterError {
             problem: ConfigProblem::Unreadable(e),
         }
     }
+}
+
+/// Why the boot state cannot be read or written (exit 8).
+#[derive(Debug, thiserror::Error)]
+pub enum BootloaderError {
+    /// The environment's storage failed: `doing` says what was done where.
+    #[error("{doing}: {source}{hint}")]
+    Storage {
+        doing: String,
+        #[source]
+        source: io::Error,
+        /// What to do about it, when there is something to say.
+        hint: &'static str,
+    },
+    /// The environment holds what no bootloader or updater writes.
+    #[error("{place} is corrupt: {what}")]
+    Corrupt { place: String, what: String },
+    /// The variables do not fit the environment.
+    #[error("{place}: {what}")]
+    Invalid { place: String, what: String },
+    /// The variables make no boot state: one is missing or has a value no writer gives it.
+    #[error("{0}")]
+    BadState(String),
+}
+
+impl BootloaderError {
+    pub fn storage(doing: impl Into<String>) -> impl FnOnce(io::Error) -> UpdaterError {
+        let doing = doing.into();
+        move |source| {
+            UpdaterError::Bootloader(BootloaderError::Storage {
+                doing,
+                source,
+                hint: "",
+            })
+        }
+    }
+
+    pub fn corrupt(place: impl std::fmt::Display, what: impl Into<String>) -> UpdaterError {
+        UpdaterError::Bootloader(BootloaderError::Corrupt {
+            place: place.to_string(),
+            what: what.into(),
+        })
+    }
+
+    pub fn invalid(place: impl std::fmt::Display, what: impl Into<String>) -> UpdaterError {
+        UpdaterError::Bootloader(BootloaderError::Invalid {
+            place: place.to_string(),
+            what: what.into(),
+        })
+    }
+}
+
+/// Why a microcontroller could not be flashed, or its stored firmware not used.
+#[derive(Debug, thiserror::Error)]
+pub enum FirmwareError {
+    #[error("{0}")]
+    Serial(#[from] serialport::Error),
+    #[error("{0}")]
+    Stm32(#[from] crate::firmware::stm32::Stm32Error),
+    #[error("{0}")]
+    Dfu(#[from] crate::firmware::dfu::DfuError),
+    /// The image kept in the state folder is not what the install recorded.
+    #[error("{0}")]
+    Stored(String),
 }
 
 /// What is wrong with a configuration file.

@@ -15,58 +15,9 @@ pub use grub::GrubEnv;
 pub use uboot::UbootEnv;
 
 use crate::config::BootloaderConfig;
+pub use crate::error::BootloaderError;
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
-
-/// Why the boot state cannot be read or written (exit 8).
-#[derive(Debug, thiserror::Error)]
-pub enum BootloaderError {
-    /// The environment's storage failed: `doing` says what was done where.
-    #[error("{doing}: {source}{hint}")]
-    Storage {
-        doing: String,
-        #[source]
-        source: std::io::Error,
-        /// What to do about it, when there is something to say.
-        hint: &'static str,
-    },
-    /// The environment holds what no bootloader or updater writes.
-    #[error("{place} is corrupt: {what}")]
-    Corrupt { place: String, what: String },
-    /// The variables do not fit the environment.
-    #[error("{place}: {what}")]
-    Invalid { place: String, what: String },
-    /// The variables make no boot state: one is missing or has a value no writer gives it.
-    #[error("{0}")]
-    BadState(String),
-}
-
-impl BootloaderError {
-    pub fn storage(doing: impl Into<String>) -> impl FnOnce(std::io::Error) -> UpdaterError {
-        let doing = doing.into();
-        move |source| {
-            UpdaterError::Bootloader(BootloaderError::Storage {
-                doing,
-                source,
-                hint: "",
-            })
-        }
-    }
-
-    pub fn corrupt(place: impl std::fmt::Display, what: impl Into<String>) -> UpdaterError {
-        UpdaterError::Bootloader(BootloaderError::Corrupt {
-            place: place.to_string(),
-            what: what.into(),
-        })
-    }
-
-    pub fn invalid(place: impl std::fmt::Display, what: impl Into<String>) -> UpdaterError {
-        UpdaterError::Bootloader(BootloaderError::Invalid {
-            place: place.to_string(),
-            what: what.into(),
-        })
-    }
-}
 
 fn bad_state(what: String) -> UpdaterError {
     UpdaterError::Bootloader(BootloaderError::BadState(what))

@@ -12,19 +12,7 @@ pub use flash::{flash, Target};
 
 pub use bundle::Parity;
 
-/// Why a microcontroller could not be flashed, or its stored firmware not used.
-#[derive(Debug, thiserror::Error)]
-pub enum FirmwareError {
-    #[error("{0}")]
-    Serial(#[from] serialport::Error),
-    #[error("{0}")]
-    Stm32(#[from] stm32::Stm32Error),
-    #[error("{0}")]
-    Dfu(#[from] dfu::DfuError),
-    /// The image kept in the state folder is not what the install recorded.
-    #[error("{0}")]
-    Stored(String),
-}
+pub use crate::error::FirmwareError;
 
 /// Opens a serial port 8 data bits, 1 stop bit, with the given parity (the STM32 bootloader
 /// wants even). A port that cannot keep the parity (a pseudo-terminal, some USB adapters) is used
