@@ -9,7 +9,7 @@ use std::path::Path;
 use std::ptr;
 use std::sync::Arc;
 
-use updater::activity::{Activity, CancelAnswer};
+use updater::activity::{Activity, CancelAnswer, Phase};
 use updater::install::{install, InstallOptions};
 use updater::progress::{Observer, Tick};
 use updater::state::StateDir;
@@ -228,10 +228,14 @@ pub unsafe extern "C" fn abu_install(
             unsafe { callback(step.as_ptr(), tick.done, tick.total, user.get()) }
         }) as Observer
     });
-    let from_network = updater::net::is_url(source);
+    let starts_as = if updater::net::is_url(source) {
+        Phase::Downloading
+    } else {
+        Phase::Installing
+    };
     let result = h.activity.run(
         source,
-        from_network,
+        starts_as,
         &InstallOptions::default(),
         also,
         |options, progress| {

@@ -98,7 +98,7 @@ impl Activity {
     pub fn run(
         self: &Arc<Self>,
         source: &str,
-        from_network: bool,
+        starts_as: Phase,
         options: &InstallOptions,
         also: Option<Observer>,
         install: impl FnOnce(&InstallOptions, &Progress) -> Result<InstallReport>,
@@ -119,11 +119,7 @@ impl Activity {
         }
         self.set(|s| {
             *s = ActivityStatus {
-                state: if from_network {
-                    Phase::Downloading
-                } else {
-                    Phase::Installing
-                },
+                state: starts_as,
                 source: Some(source.to_string()),
                 version: None,
                 step: None,

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::http_server::{self, Request, Response};
 
-use crate::activity::{Activity, CancelAnswer};
+use crate::activity::{Activity, CancelAnswer, Phase};
 use crate::assess::reboot;
 use crate::config::Config;
 use crate::display::escaped;
@@ -87,7 +87,7 @@ fn route(request: &mut Request, config: &Config, activity: &Arc<Activity>) -> Re
 fn upload(body: &mut dyn Read, config: &Config, activity: &Arc<Activity>) -> Reply {
     let result = activity.run(
         "upload",
-        false,
+        Phase::Installing,
         &InstallOptions::default(),
         None,
         |options, progress| install(config, body, options, progress),

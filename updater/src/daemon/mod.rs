@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::activity::Activity;
+use crate::activity::{Activity, Phase};
 use crate::assess::reboot;
 use crate::config::Config;
 use crate::config::{AfterInstall, FleetConfig};
@@ -137,7 +137,7 @@ fn poll_once(
     let url = report.url.clone().unwrap_or_default();
     let installed = activity.run(
         &url,
-        true,
+        Phase::Downloading,
         &InstallOptions::default(),
         None,
         |options, progress| install_checked(config, &report, options, progress),
