@@ -228,10 +228,13 @@ pub unsafe extern "C" fn abu_install(
             unsafe { callback(step.as_ptr(), tick.done, tick.total, user.get()) }
         }) as Observer
     });
-    let starts_as = if updater::net::is_url(source) {
-        Phase::Downloading
-    } else {
-        Phase::Installing
+    let bundle_source: source::BundleSource = match source.parse() {
+        Ok(parsed) => parsed,
+        Err(never) => match never {},
+    };
+    let starts_as = match bundle_source {
+        source::BundleSource::Url(_) => Phase::Downloading,
+        _ => Phase::Installing,
     };
     let result = h.activity.run(
         source,
@@ -241,7 +244,7 @@ pub unsafe extern "C" fn abu_install(
         |options, progress| {
             install(
                 &h.config,
-                source::open(source, &h.config.http, options.cancel.clone())?,
+                source::open(&bundle_source, &h.config.http, options.cancel.clone())?,
                 options,
                 progress,
             )

@@ -115,14 +115,18 @@ pub fn install_checked(
     let url = report
         .url
         .as_deref()
-        .ok_or_else(|| UpdaterError::Refused("the check names no release".into()))?;
+        .ok_or_else(|| UpdaterError::Usage("the check names no release to install".into()))?;
     let options = InstallOptions {
         expect_manifest: report.manifest_sha256,
         ..options.clone()
     };
     install(
         config,
-        source::open(url, &config.http, options.cancel.clone())?,
+        source::open(
+            &source::BundleSource::Url(url.to_string()),
+            &config.http,
+            options.cancel.clone(),
+        )?,
         &options,
         progress,
     )

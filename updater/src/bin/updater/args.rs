@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use bundle::{FirmwareTarget, Parity, UsbId, DEFAULT_BAUD};
 use clap::{Parser, Subcommand};
 use updater::group::Group;
+use updater::source::BundleSource;
 use updater::UpdaterError;
 
 #[derive(Parser)]
@@ -83,7 +84,7 @@ pub enum Command {
 #[group(required = true, multiple = false)]
 pub struct InstallFrom {
     /// The bundle: a file, - for standard input, or an http(s):// URL.
-    pub source: Option<String>,
+    pub source: Option<BundleSource>,
     /// Install the newest bundle in DIR that this device accepts (signed, compatible, allowed).
     #[arg(long, value_name = "DIR")]
     pub from_dir: Option<PathBuf>,

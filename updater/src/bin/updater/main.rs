@@ -16,7 +16,7 @@ use updater::firmware::sync::{status as firmware_status, sync as firmware_sync};
 use updater::fleet::{check, install_checked};
 use updater::install::{from_dir, install, InstallOptions};
 use updater::progress::{Progress, Style};
-use updater::source::open as open_source;
+use updater::source::{open as open_source, BundleSource};
 use updater::state::StateDir;
 use updater::status::status;
 use updater::{Config, UpdaterError};
@@ -189,7 +189,7 @@ fn install_source(
     config: &Config,
     from: &InstallFrom,
     allow_downgrade: bool,
-) -> Result<String, UpdaterError> {
+) -> Result<BundleSource, UpdaterError> {
     match (&from.source, &from.from_dir) {
         (Some(source), _) => Ok(source.clone()),
         (None, Some(dir)) => choose_from_dir(config, dir, allow_downgrade),
@@ -203,7 +203,7 @@ fn choose_from_dir(
     config: &Config,
     dir: &Path,
     allow_downgrade: bool,
-) -> Result<String, UpdaterError> {
+) -> Result<BundleSource, UpdaterError> {
     let choice = from_dir::choose(config, dir, allow_downgrade)?;
     for (path, why) in &choice.skipped {
         eprintln!(
@@ -222,5 +222,5 @@ fn choose_from_dir(
         "updater: chose {} ({version})",
         escaped(&path.display().to_string())
     );
-    Ok(path.to_string_lossy().into_owned())
+    Ok(BundleSource::File(path))
 }
