@@ -330,3 +330,25 @@ fn https_checks_trust_the_private_ca_of_the_config() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(trusting.status()["slots"]["B"]["good"], true);
 }
+
+#[test]
+fn a_reboot_command_that_fails_is_named_after_the_group_was_marked() {
+    let d = Device::with_update("[[boot_check.check]]\nname = \"broken\"\ncommand = [\"false\"]\n");
+    let config = fs::read_to_string(d.path("system.toml")).unwrap();
+    let touch = format!("reboot_command = [\"touch\", \"{}\"]", d.path("rebooted").display());
+    fs::write(
+        d.path("system.toml"),
+        config.replace(&touch, "reboot_command = [\"false\"]"),
+    )
+    .unwrap();
+    d.reboot_into("B", 1);
+    let out = d.updater(&["boot-check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+    assert!(
+        last.starts_with("updater: error: the reboot command 'false' failed: exit status: 1"),
+        "{last}"
+    );
+    // The decision stands although the reboot did not happen: B falls back at the next boot.
+    assert_eq!(d.status()["slots"]["B"]["bootable"], false);
+}

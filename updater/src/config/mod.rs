@@ -334,6 +334,12 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown variant `panic`, expected one of `fallback`, `retry`, `report`"));
+        // A TOML mistake says on which line of the file it is.
+        let lines_before = EXAMPLE.lines().count() + 2;
+        assert!(load(&bad).unwrap_err().to_string().contains(&format!(
+            "line {}: unknown variant `panic`",
+            lines_before + 1
+        )));
     }
 
     #[test]
