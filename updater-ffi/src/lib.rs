@@ -228,10 +228,7 @@ pub unsafe extern "C" fn abu_install(
             unsafe { callback(step.as_ptr(), tick.done, tick.total, user.get()) }
         }) as Observer
     });
-    let bundle_source: source::BundleSource = match source.parse() {
-        Ok(parsed) => parsed,
-        Err(never) => match never {},
-    };
+    let Ok(bundle_source) = source.parse::<source::BundleSource>();
     let starts_as = match bundle_source {
         source::BundleSource::Url(_) => Phase::Downloading,
         _ => Phase::Installing,

@@ -335,7 +335,10 @@ fn https_checks_trust_the_private_ca_of_the_config() {
 fn a_reboot_command_that_fails_is_named_after_the_group_was_marked() {
     let d = Device::with_update("[[boot_check.check]]\nname = \"broken\"\ncommand = [\"false\"]\n");
     let config = fs::read_to_string(d.path("system.toml")).unwrap();
-    let touch = format!("reboot_command = [\"touch\", \"{}\"]", d.path("rebooted").display());
+    let touch = format!(
+        "reboot_command = [\"touch\", \"{}\"]",
+        d.path("rebooted").display()
+    );
     fs::write(
         d.path("system.toml"),
         config.replace(&touch, "reboot_command = [\"false\"]"),

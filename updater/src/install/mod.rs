@@ -298,7 +298,9 @@ fn write_and_verify<R: Read>(
     let started = Instant::now();
     progress.set_subject(&manifest.version.to_string());
     progress.begin(Step::Install, total);
-    let left = pipeline::stream(&mut reader, targets, route, progress)?;
+    // The read-back's threads, beside the writer and after the fsync alike.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let left = pipeline::stream(&mut reader, targets, route, threads, progress)?;
     progress.end();
     // The archive must end exactly where the manifest says, seek table included.
     reader.finish()?;
@@ -319,7 +321,6 @@ fn write_and_verify<R: Read>(
     }
     info!(seconds = started.elapsed().as_secs_f64(), "synced");
     progress.begin(Step::ReadBack, left.iter().map(|w| w.len as u64).sum());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     readback::finish(
         targets,
         &left,

@@ -24,6 +24,7 @@ pub fn stream<R: Read>(
     reader: &mut BundleReader<R>,
     targets: &[SlotTarget],
     route: &HashMap<String, usize>,
+    read_back_threads: usize,
     progress: &Progress,
 ) -> Result<Vec<Written>> {
     let chunk_size = reader.manifest().chunk_size as usize;
@@ -48,8 +49,8 @@ pub fn stream<R: Read>(
             }
             Ok(())
         });
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let trail = scope.spawn(move || readback::trail(targets, trail_rx, chunk_size, threads));
+        let trail =
+            scope.spawn(move || readback::trail(targets, trail_rx, chunk_size, read_back_threads));
         let writer = scope.spawn(move || -> Result<Vec<Written>> {
             let mut trailing = Trailing::default();
             for chunk in write_rx {

@@ -73,11 +73,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
         }
         Command::Check { json } => {
             let report = check(&config)?;
-            if *json {
-                render::json(&report);
-            } else {
-                render::check(&report);
-            }
+            render::as_asked(*json, &report, render::check);
         }
         Command::Update => {
             let report = check(&config)?;
@@ -91,11 +87,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
         Command::Daemon => daemon::run(&config)?,
         Command::Status { json } => {
             let status = status(&config)?;
-            if *json {
-                render::json(&status);
-            } else {
-                render::status(&status);
-            }
+            render::as_asked(*json, &status, render::status);
         }
         Command::MarkGood { group, force } => {
             let group = mark(&config, *group, Mark::Good { force: *force })?;
@@ -143,11 +135,7 @@ fn firmware(
         FirmwareCommand::Status { json } => {
             let state = StateDir::open_read_only(&config.state_dir).load()?;
             let targets = firmware_status(config, &state)?;
-            if *json {
-                render::json(&targets);
-            } else {
-                render::firmware_targets(&targets);
-            }
+            render::as_asked(*json, targets.as_slice(), render::firmware_targets);
         }
     }
     Ok(())

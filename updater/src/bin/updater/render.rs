@@ -6,11 +6,20 @@ use updater::fleet::CheckReport;
 use updater::install::InstallReport;
 use updater::status::Status;
 
-pub fn json(value: &impl Serialize) {
+pub fn json<T: Serialize + ?Sized>(value: &T) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).expect("plain data serializes")
     );
+}
+
+/// JSON when `--json` asked for it, else the text `as_text` prints.
+pub fn as_asked<T: Serialize + ?Sized>(json: bool, value: &T, as_text: fn(&T)) {
+    if json {
+        self::json(value);
+    } else {
+        as_text(value);
+    }
 }
 
 pub fn installed(report: &InstallReport) {
