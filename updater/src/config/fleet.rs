@@ -120,7 +120,7 @@ pub(crate) fn fleet_config(
         }
         return Ok(None);
     };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    if !super::is_url(&url) {
         return Err(format!(
             "fleet.url '{url}' is not an http:// or https:// URL"
         ));
