@@ -25,3 +25,11 @@ if ! command -v cargo >/dev/null; then
   echo "setup: no cargo found; installing Debian's rust toolchain"
   apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null
 fi
+# The workspace's rust-version (Cargo.toml); Debian 12's own rustc is older, so say so plainly
+# rather than fail somewhere in the build.
+rust_needed=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml")
+rust_found=$(rustc --version | awk '{print $2}')
+if ! printf "%s\n%s\n" "$rust_needed" "$rust_found" | sort -V -C; then
+  echo "setup: rustc $rust_found is older than $rust_needed, which this workspace needs; install Rust $rust_needed or newer with rustup" >&2
+  exit 1
+fi
