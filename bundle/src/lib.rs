@@ -26,8 +26,8 @@ pub use chunk::{hash_chunk, ChunkDigest, ImageHasher, UnverifiedChunk, VerifiedC
 pub use error::{BundleError, ErrorClass};
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use manifest::{
-    Component, ComponentKind, FirmwareTarget, Manifest, Parity, TargetFields, UsbId, DEFAULT_BAUD,
-    FORMAT_VERSION,
+    block_key, Component, ComponentKind, FirmwareTarget, Manifest, Parity, TargetFields, UsbId,
+    BLOCK_SIZE, DEFAULT_BAUD, FORMAT_VERSION, FORMAT_WITH_BLOCKS,
 };
 pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
@@ -48,11 +48,14 @@ pub fn verify_signature(
 
 /// Bytes of uncompressed image data per chunk and per zstd frame, unless the creator asks otherwise.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+/// Format 2's chunk size: the unit a device fetches when it lacks content.
+pub const BLOCK_INDEXED_CHUNK_SIZE: u32 = 64 << 10;
 /// The smallest and largest chunk sizes a reader accepts; the upper bound caps reader memory.
 pub const MIN_CHUNK_SIZE: u32 = 64 << 10;
 pub const MAX_CHUNK_SIZE: u32 = 4 << 20;
-/// The manifest is read into memory whole, so it is capped (a 64 GiB image needs about 4.5 MiB).
-pub const MAX_MANIFEST_SIZE: u64 = 16 << 20;
+/// The manifest is read into memory whole, so it is capped: a 64 GiB image needs about 4.5 MiB in
+/// format 1; format 2's block index takes about 3.9 MiB per GiB of image, so up to 8 GiB.
+pub const MAX_MANIFEST_SIZE: u64 = 32 << 20;
 /// The signature entry holds a few lines of text.
 pub const MAX_SIGNATURE_SIZE: u64 = 64 << 10;
 /// Archive entry names of the two leading entries.

@@ -9,8 +9,19 @@ use crate::{
     BundleError, ChunkDigest, MANIFEST_ENTRY, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, SIGNATURE_ENTRY,
 };
 
-/// The manifest format this code writes and the only one it reads.
+/// The manifest formats this code reads and writes: 1, and 2, which adds a block index to every
+/// component so that a device can find the content it already holds (docs/bundle-format.md).
 pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_WITH_BLOCKS: u32 = 2;
+/// Bytes per block of a format-2 block index: the unit in which content is found again.
+pub const BLOCK_SIZE: u32 = 4096;
+
+/// A block's key in the index: the first 8 bytes of its SHA-256 (big-endian). It only finds
+/// candidates; whatever is assembled from them is checked against the signed chunk SHA-256.
+pub fn block_key(block: &[u8]) -> u64 {
+    let digest = crate::hash_chunk(block);
+    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,6 +277,10 @@ pub struct Component {
     pub firmware_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<FirmwareTarget>,
+    /// Format 2: the key of every `BLOCK_SIZE` block of the data, in order (base64 of 8 bytes
+    /// each); written last because it is the longest.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "block_keys")]
+    pub blocks: Option<Vec<u64>>,
 }
 
 impl Manifest {
@@ -285,9 +300,10 @@ impl Manifest {
 
     pub fn validate(&self) -> Result<(), BundleError> {
         let invalid = |msg: String| Err(BundleError::InvalidManifest(msg));
-        if self.format != FORMAT_VERSION {
+        if !(FORMAT_VERSION..=FORMAT_WITH_BLOCKS).contains(&self.format) {
             return invalid(format!(
-                "format {} is not supported (this updater reads format {FORMAT_VERSION})",
+                "format {} is not supported (this updater reads formats {FORMAT_VERSION} and \
+                 {FORMAT_WITH_BLOCKS})",
                 self.format
             ));
         }
@@ -353,8 +369,37 @@ impl Manifest {
                     c.chunks.len()
                 ));
             }
+            match (&c.blocks, self.has_block_index()) {
+                (None, true) => {
+                    return invalid(format!("component '{}' has no block index", c.name))
+                }
+                (Some(_), false) => {
+                    return invalid(format!(
+                        "component '{}': a block index needs format {FORMAT_WITH_BLOCKS}",
+                        c.name
+                    ))
+                }
+                (Some(blocks), true) => {
+                    let expected = c.size.div_ceil(u64::from(BLOCK_SIZE));
+                    if blocks.len() as u64 != expected {
+                        return invalid(format!(
+                            "component '{}' of {} bytes needs {expected} block keys, has {}",
+                            c.name,
+                            c.size,
+                            blocks.len()
+                        ));
+                    }
+                }
+                (None, false) => {}
+            }
         }
         Ok(())
+    }
+
+    /// Whether every component carries a block index (format 2), so that content a device already
+    /// holds can be found and reused.
+    pub fn has_block_index(&self) -> bool {
+        self.format >= FORMAT_WITH_BLOCKS
     }
 
     pub fn component_for_class(&self, class: &str) -> Option<&Component> {
@@ -456,6 +501,37 @@ mod hex_digests {
     }
 }
 
+mod block_keys {
+    use base64::Engine;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    const ENGINE: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    pub fn serialize<S: Serializer>(keys: &Option<Vec<u64>>, s: S) -> Result<S::Ok, S::Error> {
+        let keys = keys.as_deref().unwrap_or_default();
+        let bytes: Vec<u8> = keys.iter().flat_map(|k| k.to_be_bytes()).collect();
+        s.serialize_str(&ENGINE.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u64>>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = ENGINE
+            .decode(text.as_bytes())
+            .map_err(|_| D::Error::custom("blocks is not base64"))?;
+        if bytes.len() % 8 != 0 {
+            return Err(D::Error::custom(
+                "blocks is not a whole number of 8-byte keys",
+            ));
+        }
+        Ok(Some(
+            bytes
+                .chunks_exact(8)
+                .map(|k| u64::from_be_bytes(k.try_into().expect("8 bytes")))
+                .collect(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +553,7 @@ mod tests {
                 chunks: vec![[2; 32], [3; 32]],
                 firmware_version: None,
                 target: None,
+                blocks: None,
             }],
         }
     }
@@ -496,8 +573,32 @@ mod tests {
     }
 
     #[test]
+    fn a_block_index_round_trips_and_must_be_base64_of_whole_keys() {
+        let mut m = sample();
+        m.format = FORMAT_WITH_BLOCKS;
+        let blocks = m.components[0].size.div_ceil(u64::from(BLOCK_SIZE));
+        m.components[0].blocks = Some((0..blocks).map(|i| i * 0x0101_0101_0101).collect());
+        let text = m.to_toml();
+        assert_eq!(Manifest::parse(text.as_bytes()).unwrap(), m);
+        let damaged = text.replace("blocks = \"", "blocks = \"AAAA");
+        let err = Manifest::parse(damaged.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("not a whole number of 8-byte keys"), "{err}");
+        let damaged = text.replace("blocks = \"", "blocks = \"!");
+        let err = Manifest::parse(damaged.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("blocks is not base64"), "{err}");
+    }
+
+    #[test]
     fn refuses_inconsistent_manifests_with_a_reason() {
-        assert!(error_of(|m| m.format = 2).contains("format 2 is not supported"));
+        assert!(error_of(|m| m.format = 3).contains("format 3 is not supported"));
+        assert!(error_of(|m| m.format = 2).contains("component 'rootfs' has no block index"));
+        assert!(error_of(|m| m.components[0].blocks = Some(vec![1]))
+            .contains("a block index needs format 2"));
+        assert!(error_of(|m| {
+            m.format = 2;
+            m.components[0].blocks = Some(vec![7; 3]);
+        })
+        .contains("needs 367 block keys, has 3"));
         assert!(error_of(|m| m.chunk_size = 1000).contains("chunk_size 1000"));
         assert!(
             error_of(|m| m.components[0].chunks.pop().map(drop).unwrap())
@@ -531,6 +632,7 @@ mod tests {
                 sha256: [4; 32],
                 chunks: vec![[5; 32]],
                 firmware_version: version.map(Into::into),
+                blocks: None,
                 target,
             });
             Manifest::parse(m.to_toml().as_bytes())

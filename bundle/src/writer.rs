@@ -16,9 +16,9 @@ use crate::manifest::check_identifier;
 use crate::seek_table::{SeekEntry, SeekTable};
 use crate::tar::{self, BLOCK};
 use crate::{
-    hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind, FirmwareTarget,
-    KeyId, Manifest, SigningKey, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MANIFEST_ENTRY,
-    SIGNATURE_ENTRY,
+    block_key, hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind,
+    FirmwareTarget, KeyId, Manifest, SigningKey, BLOCK_INDEXED_CHUNK_SIZE, BLOCK_SIZE,
+    DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_WITH_BLOCKS, MANIFEST_ENTRY, SIGNATURE_ENTRY,
 };
 
 /// What a release engineer asks for (the input manifest of `bundle-tool create`).
@@ -123,14 +123,33 @@ pub const DEFAULT_LEVEL: i32 = 6;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CreateOptions {
+    /// 1, or 2 for a block index in the manifest (adaptive installs; docs/bundle-format.md).
+    pub format: u32,
     pub chunk_size: u32,
     pub level: i32,
     pub threads: usize,
 }
 
+impl CreateOptions {
+    /// The defaults of `format`: format 2 fetches content in 64 KiB chunks, so that a device that
+    /// lacks one 4 KiB block does not download a whole megabyte for it.
+    pub fn for_format(format: u32) -> Self {
+        CreateOptions {
+            format,
+            chunk_size: if format >= FORMAT_WITH_BLOCKS {
+                BLOCK_INDEXED_CHUNK_SIZE
+            } else {
+                DEFAULT_CHUNK_SIZE
+            },
+            ..CreateOptions::default()
+        }
+    }
+}
+
 impl Default for CreateOptions {
     fn default() -> Self {
         CreateOptions {
+            format: FORMAT_VERSION,
             chunk_size: DEFAULT_CHUNK_SIZE,
             level: DEFAULT_LEVEL,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -189,7 +208,15 @@ pub fn create_bundle(
                 path.display()
             )));
         }
-        let (sha256, chunks) = hash_image(&file, meta.len(), options.chunk_size, threads, path)?;
+        let with_blocks = options.format >= FORMAT_WITH_BLOCKS;
+        let (sha256, chunks, blocks) = hash_image(
+            &file,
+            meta.len(),
+            options.chunk_size,
+            with_blocks,
+            threads,
+            path,
+        )?;
         components.push(Component {
             kind: if firmware.is_some() {
                 ComponentKind::Firmware
@@ -204,11 +231,12 @@ pub fn create_bundle(
             size: meta.len(),
             sha256,
             chunks,
+            blocks: with_blocks.then_some(blocks),
         });
         files.push(file);
     }
     let manifest = Manifest {
-        format: FORMAT_VERSION,
+        format: options.format,
         compatible: input.compatible.clone(),
         version: input.version.clone(),
         security_version: input.security_version,
@@ -263,14 +291,18 @@ fn temp_path(output: &Path) -> PathBuf {
     output.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// Hashes the whole image in one thread while the others hash its chunks.
+/// The image's SHA-256, each chunk's, and (when `with_blocks`) each block's key.
+type ImageDigests = (ChunkDigest, Vec<ChunkDigest>, Vec<u64>);
+
+/// Hashes the whole image in one thread while the others hash its chunks (and their blocks).
 fn hash_image(
     file: &File,
     size: u64,
     chunk_size: u32,
+    with_blocks: bool,
     threads: usize,
     path: &Path,
-) -> Result<(ChunkDigest, Vec<ChunkDigest>), BundleError> {
+) -> Result<ImageDigests, BundleError> {
     let count = size.div_ceil(u64::from(chunk_size));
     let next = AtomicU64::new(0);
     let io_err = || BundleError::io(format!("reading image {}", path.display()));
@@ -308,7 +340,14 @@ fn hash_image(
                         break;
                     }
                     let result = read_chunk(file, size, chunk_size, i, &mut buf)
-                        .map(|len| hash_chunk(&buf[..len]))
+                        .map(|len| {
+                            let data = &buf[..len];
+                            let keys: Vec<u64> = match with_blocks {
+                                true => data.chunks(BLOCK_SIZE as usize).map(block_key).collect(),
+                                false => Vec::new(),
+                            };
+                            (hash_chunk(data), keys)
+                        })
                         .map_err(io_err());
                     if tx.send((i, result)).is_err() {
                         break;
@@ -318,11 +357,14 @@ fn hash_image(
         }
         drop(tx);
         let mut chunks = vec![[0u8; 32]; count as usize];
-        for (i, digest) in rx {
-            chunks[i as usize] = digest?;
+        let mut chunk_blocks = vec![Vec::new(); count as usize];
+        for (i, result) in rx {
+            let (digest, keys) = result?;
+            chunks[i as usize] = digest;
+            chunk_blocks[i as usize] = keys;
         }
         let whole = whole.join().expect("hashing thread panicked")?;
-        Ok((whole, chunks))
+        Ok((whole, chunks, chunk_blocks.concat()))
     })
 }
 
