@@ -65,6 +65,19 @@ impl UnverifiedChunk {
         }
     }
 
+    /// Chunk `index` of component number `component`, from wherever it came (a device's own
+    /// blocks, a single fetched frame), to be checked against what `manifest` promises for it.
+    pub fn of(manifest: &crate::Manifest, component: usize, index: u64, data: Vec<u8>) -> Self {
+        let c = &manifest.components[component];
+        UnverifiedChunk {
+            data,
+            component: Arc::from(c.name.as_str()),
+            index,
+            offset: index * u64::from(manifest.chunk_size),
+            expected: c.chunks[index as usize],
+        }
+    }
+
     pub fn component(&self) -> &str {
         &self.component
     }

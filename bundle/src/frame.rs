@@ -13,6 +13,15 @@ const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 const MAX_BLOCK: usize = 128 << 10;
 
+/// Decompresses one chunk's frame fetched on its own (by Range): it must hold exactly `len`
+/// bytes. What it holds is then checked like any chunk, against the signed manifest.
+pub fn decode_chunk_frame(frame: &[u8], len: usize) -> Result<Vec<u8>, BundleError> {
+    zstd::bulk::decompress(frame, len)
+        .ok()
+        .filter(|data| data.len() == len)
+        .ok_or_else(|| BundleError::Corrupt(format!("a chunk's frame does not hold {len} bytes")))
+}
+
 pub(crate) struct FrameStream<R> {
     source: R,
     /// Bytes consumed from `source`, for error messages.
@@ -110,7 +119,7 @@ impl<R: Read> FrameStream<R> {
 
     /// Call after the archive's end marker: nothing may follow but the seek table, which must
     /// describe exactly the frames read, and then the end of the input. The table is checked as it
-    /// streams past, entry by entry; returns how many frames it lists.
+    /// streams past, entry by entry; returns how many bytes the input held.
     pub(crate) fn finish(mut self) -> Result<u64, BundleError> {
         if self.pending_pos < self.pending.len() {
             return Err(BundleError::Corrupt(
@@ -130,13 +139,12 @@ impl<R: Read> FrameStream<R> {
         if read_some(&mut self.source, &mut probe)? != 0 {
             return Err(BundleError::Corrupt("bytes after the seek table".into()));
         }
-        let frames = listed.count;
         if !std::mem::take(&mut self.seen).matches(listed) {
             return Err(BundleError::Corrupt(
                 "the seek table does not match the frames of the bundle".into(),
             ));
         }
-        Ok(frames)
+        Ok(self.offset)
     }
 
     /// Reads a seek table payload of `len` bytes, in the format `SeekTable::encode` writes,

@@ -24,6 +24,7 @@ mod writer;
 
 pub use chunk::{hash_chunk, ChunkDigest, ImageHasher, UnverifiedChunk, VerifiedChunk};
 pub use error::{BundleError, ErrorClass};
+pub use frame::decode_chunk_frame;
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use manifest::{
     block_key, Component, ComponentKind, FirmwareTarget, Manifest, Parity, TargetFields, UsbId,

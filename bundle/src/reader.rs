@@ -18,6 +18,8 @@ pub struct BundleReader<R> {
     manifest: Manifest,
     signer: Option<KeyId>,
     manifest_sha256: [u8; 32],
+    /// Where the archive's component entries start (their data), in the decompressed archive.
+    data_offsets: Vec<u64>,
     names: Vec<Arc<str>>,
     position: Position,
 }
@@ -56,6 +58,17 @@ impl<R: Read> BundleReader<R> {
         };
         let manifest = Manifest::parse(&manifest_bytes)?;
         let manifest_sha256 = Sha256::digest(&manifest_bytes).into();
+        let mut at = tar::entry_len(manifest_bytes.len() as u64)
+            + tar::entry_len(signature_bytes.len() as u64);
+        let data_offsets = manifest
+            .components
+            .iter()
+            .map(|c| {
+                let data = at + BLOCK as u64;
+                at += tar::entry_len(c.size);
+                data
+            })
+            .collect();
         let names = manifest
             .components
             .iter()
@@ -66,6 +79,7 @@ impl<R: Read> BundleReader<R> {
             manifest,
             signer,
             manifest_sha256,
+            data_offsets,
             names,
             position: Position::BeforeComponent(0),
         })
@@ -79,6 +93,12 @@ impl<R: Read> BundleReader<R> {
     /// server cannot swap in another correctly signed bundle.
     pub fn manifest_sha256(&self) -> [u8; 32] {
         self.manifest_sha256
+    }
+
+    /// Where each component's data starts in the decompressed archive (its header just before):
+    /// with the seek table, where each chunk's frame is in the bundle file.
+    pub fn data_offsets(&self) -> &[u64] {
+        &self.data_offsets
     }
 
     /// The key whose signature verified, if the bundle was opened with a keyring.
@@ -137,7 +157,7 @@ impl<R: Read> BundleReader<R> {
     }
 
     /// Checks that the archive ended where the manifest says and that the seek table is intact;
-    /// returns the number of frames. Call after `next_chunk` returned `None`.
+    /// returns the bundle's length in bytes. Call after `next_chunk` returned `None`.
     pub fn finish(self) -> Result<u64, BundleError> {
         if !matches!(self.position, Position::Done) {
             return Err(BundleError::BadInput(

@@ -64,6 +64,17 @@ impl SeekTable {
         Ok(SeekTable { entries })
     }
 
+    /// How many bytes from the end of the bundle the table takes, read from its last bytes (at
+    /// least the footer's): what a reader fetching the tail over HTTP needs to ask for.
+    pub fn len_from_tail(tail: &[u8]) -> Result<u64, BundleError> {
+        if tail.len() < FOOTER_LEN {
+            return Err(BundleError::Truncated("no seek table".into()));
+        }
+        let footer = &tail[tail.len() - FOOTER_LEN..];
+        let count = u32::from_le_bytes(footer[..4].try_into().expect("4 bytes"));
+        Ok(8 + u64::from(count) * 8 + FOOTER_LEN as u64)
+    }
+
     /// Reads the table from the end of a complete bundle held in memory or mapped.
     pub fn from_bundle_tail(tail: &[u8]) -> Result<Self, BundleError> {
         if tail.len() < 8 + FOOTER_LEN {

@@ -19,6 +19,11 @@ pub(crate) fn padding(size: u64) -> usize {
     (BLOCK as u64 - size % BLOCK as u64) as usize % BLOCK
 }
 
+/// Bytes an entry of `size` takes in the archive: header, data and padding.
+pub fn entry_len(size: u64) -> u64 {
+    BLOCK as u64 + size + padding(size) as u64
+}
+
 pub(crate) fn encode_header(name: &str, size: u64) -> [u8; BLOCK] {
     let mut h = [0u8; BLOCK];
     h[..name.len()].copy_from_slice(name.as_bytes());

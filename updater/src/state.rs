@@ -96,6 +96,12 @@ pub struct InstallRecord {
     pub time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Bytes of the bundle read or received, and bytes of the images reused from the device
+    /// instead (an adaptive install), once the install is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downloaded_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_bytes: Option<u64>,
 }
 
 named! {

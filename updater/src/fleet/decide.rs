@@ -360,6 +360,8 @@ mod tests {
                 result,
                 time: String::new(),
                 error: None,
+                downloaded_bytes: None,
+                reused_bytes: None,
             };
             let d = decide(
                 &idx,

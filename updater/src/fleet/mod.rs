@@ -12,7 +12,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::config::FleetConfig;
 use crate::error::{Result, UpdaterError};
-use crate::install::{install, InstallOptions, InstallReport};
+use crate::install::{install_from, InstallOptions, InstallReport};
 use crate::progress::Progress;
 use crate::source;
 use crate::state::StateDir;
@@ -120,13 +120,9 @@ pub fn install_checked(
         expect_manifest: report.manifest_sha256,
         ..options.clone()
     };
-    install(
+    install_from(
         config,
-        source::open(
-            &source::BundleSource::Url(url.to_string()),
-            &config.http,
-            options.cancel.clone(),
-        )?,
+        &source::BundleSource::Url(url.to_string()),
         &options,
         progress,
     )

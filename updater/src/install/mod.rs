@@ -8,6 +8,7 @@
 //! 4. every chunk is read back from the device and compared (most while later ones are still being
 //!    written, the rest after the fsync); only then is the new version recorded and the group
 //!    activated.
+mod adaptive;
 pub mod from_dir;
 mod pipeline;
 mod policy;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bundle::{BundleReader, Keyring, Manifest};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::bootloader;
 use crate::cancel::CancelToken;
@@ -27,12 +28,16 @@ use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
 use crate::group::Group;
+use crate::net::ranges::{Probe, RangedFile};
+use crate::net::{Client, Download};
 use crate::progress::{Progress, Step};
 use crate::slots::{Slot, SlotInfo};
-use crate::source::Cancellable;
+use crate::source::{BundleSource, Cancellable, Stream};
 use crate::state::{
     now, ComponentRecord, EventKind, GroupRecord, InstallRecord, InstallResult, State, StateDir,
 };
+use adaptive::{Local, Plan, Producer, Remote};
+use pipeline::Incoming;
 pub use policy::Policy;
 use readback::SlotTarget;
 
@@ -64,13 +69,102 @@ pub struct InstallReport {
     pub target: Group,
     pub version: semver::Version,
     pub bytes: u64,
+    /// Bytes of the bundle read (from a file or stdin) or received (from a server).
+    pub downloaded: u64,
+    /// Bytes of the images the device held already and did not download.
+    pub reused: u64,
 }
 
+/// Installs the bundle that `source` streams.
 pub fn install(
     config: &Config,
     source: impl Read,
     options: &InstallOptions,
     progress: &Progress,
+) -> Result<InstallReport> {
+    run(config, options, progress, |keyring, cancel| {
+        let reader = BundleReader::open(
+            Cancellable {
+                inner: source,
+                cancel,
+            },
+            keyring,
+        )
+        .map_err(|e| network_or(e.into()))?;
+        Ok((reader, None))
+    })
+}
+
+/// Installs from a file, standard input or a URL (`install_url`).
+pub fn install_from(
+    config: &Config,
+    source: &BundleSource,
+    options: &InstallOptions,
+    progress: &Progress,
+) -> Result<InstallReport> {
+    match source {
+        BundleSource::Url(url) => install_url(config, url, options, progress),
+        other => install(
+            config,
+            crate::source::open(other, &config.http, options.cancel.clone())?,
+            options,
+            progress,
+        ),
+    }
+}
+
+/// Installs from a URL. When the server answers Range requests and the bundle has a block index
+/// (format 2), only what the device does not hold already is downloaded (`adaptive`); otherwise
+/// the whole bundle is streamed, and the log says why once.
+pub fn install_url(
+    config: &Config,
+    url: &str,
+    options: &InstallOptions,
+    progress: &Progress,
+) -> Result<InstallReport> {
+    let client = Client::new(&config.http)?;
+    run(config, options, progress, |keyring, cancel| {
+        let whole = |url: &str| -> Result<(BundleReader<Stream>, Option<Remote>)> {
+            let download = Download::start(&client, url, Some(Arc::clone(&cancel)))?;
+            let stream: Stream = Box::new(Cancellable {
+                inner: download,
+                cancel: Arc::clone(&cancel),
+            });
+            let reader = BundleReader::open(stream, keyring).map_err(|e| network_or(e.into()))?;
+            Ok((reader, None))
+        };
+        let (file, tail) =
+            match RangedFile::probe(&client, url, adaptive::TAIL, Arc::clone(&cancel))? {
+                Probe::Ranged(file, tail) => (Arc::new(file), tail),
+                Probe::NoRanges(why) => {
+                    warn!("{why}: downloading the whole bundle");
+                    return whole(url);
+                }
+            };
+        let head: Stream = Box::new(Cancellable {
+            inner: file.reader_from(0),
+            cancel: Arc::clone(&cancel),
+        });
+        let reader = BundleReader::open(head, keyring).map_err(|e| network_or(e.into()))?;
+        if !reader.manifest().has_block_index() {
+            info!(
+                format = reader.manifest().format,
+                "the bundle has no block index: downloading it whole"
+            );
+            return whole(file.url());
+        }
+        let remote = Remote::locate(file, tail, &reader)?;
+        Ok((reader, Some(remote)))
+    })
+}
+
+/// The install proper; `open` opens the bundle once the keyring is loaded and the device is
+/// locked, and says whether it can be fetched in parts.
+fn run<R: Read>(
+    config: &Config,
+    options: &InstallOptions,
+    progress: &Progress,
+    open: impl FnOnce(&Keyring, Arc<CancelToken>) -> Result<(BundleReader<R>, Option<Remote>)>,
 ) -> Result<InstallReport> {
     let keyring = Keyring::load(&config.keyring).map_err(UpdaterError::Keyring)?;
     let booted = config.booted_group()?;
@@ -82,14 +176,7 @@ pub fn install(
     let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
 
     let cancel = options.cancel.clone().unwrap_or_default();
-    let reader = BundleReader::open(
-        Cancellable {
-            inner: source,
-            cancel,
-        },
-        &keyring,
-    )
-    .map_err(|e| network_or(e.into()))?;
+    let (reader, remote) = open(&keyring, cancel)?;
     let manifest = reader.manifest().clone();
     if let Some(expected) = options.expect_manifest {
         let got = reader.manifest_sha256();
@@ -147,6 +234,16 @@ pub fn install(
                 .transpose()
         })
         .collect::<Result<_>>()?;
+    // What the device holds already is found before anything changes, too.
+    let plan = match &remote {
+        Some(remote) => {
+            let sources = local_sources(config, booted, &manifest, &specs, &names)?;
+            let plan = Plan::make(&manifest, remote, sources)?;
+            adaptive::log_plan(&manifest, &plan, remote.downloaded());
+            Some(plan)
+        }
+        None => None,
+    };
 
     // From here on the target group changes: it must not boot until it is complete and verified.
     boot.make_unbootable(target);
@@ -158,6 +255,8 @@ pub fn install(
         result: InstallResult::Installing,
         time: now(),
         error: None,
+        downloaded_bytes: None,
+        reused_bytes: None,
     });
     store.save(&state)?;
     // The group's old firmware goes with its old system.
@@ -176,16 +275,30 @@ pub fn install(
         targets.push(SlotTarget { name, file, reader });
     }
 
+    let data = match (&remote, &plan) {
+        (Some(remote), Some(plan)) => {
+            Data::Adaptive(Producer::new(&manifest, remote, plan, progress)?)
+        }
+        _ => Data::Stream(reader),
+    };
     let mut written =
-        write_and_verify(reader, &manifest, &specs, &targets, &route, progress).map_err(network_or);
+        write_and_verify(data, &manifest, &specs, &targets, &route, progress).map_err(network_or);
     // A cancel acknowledged until here wins; from here on the group is activated.
     if options.cancelled() || (written.is_ok() && !options.commit()) {
         written = Err(UpdaterError::Cancelled(target));
     }
-    if let Err(err) = written {
-        record_failure(&store, &mut state, target, &manifest, &err);
-        return Err(err);
-    }
+    let transfer = match written {
+        Ok(mut transfer) => {
+            if let Some(remote) = &remote {
+                transfer.downloaded = remote.downloaded();
+            }
+            transfer
+        }
+        Err(err) => {
+            record_failure(&store, &mut state, target, &manifest, &err);
+            return Err(err);
+        }
+    };
 
     firmware_store::record(&firmware_dir, &manifest)?;
     state.groups.insert(
@@ -204,6 +317,8 @@ pub fn install(
     if let Some(last) = &mut state.last_install {
         last.result = InstallResult::Installed;
         last.time = now();
+        last.downloaded_bytes = Some(transfer.downloaded);
+        last.reused_bytes = Some(transfer.reused);
     }
     state.record(
         EventKind::Install,
@@ -220,7 +335,59 @@ pub fn install(
         target,
         version: manifest.version.clone(),
         bytes: manifest.components.iter().map(|c| c.size).sum(),
+        downloaded: transfer.downloaded,
+        reused: transfer.reused,
     })
+}
+
+/// Where the device may find blocks of `manifest`: the booted group's slots, then the target
+/// slots themselves (`names`/`specs` per component).
+fn local_sources(
+    config: &Config,
+    booted: Group,
+    manifest: &Manifest,
+    specs: &[&Slot],
+    names: &[String],
+) -> Result<Vec<Local>> {
+    let mut sources = Vec::new();
+    for (class, slot) in resolve_group(config, booted)? {
+        match std::fs::File::open(&slot.path) {
+            Ok(file) => sources.push(Local {
+                name: format!("{booted}/{class}"),
+                file,
+                target_of: None,
+            }),
+            Err(e) => warn!(slot = %slot.path.display(), "not reused: {e}"),
+        }
+    }
+    for (c, component) in manifest.components.iter().enumerate() {
+        if component.slot_class.is_none() {
+            continue;
+        }
+        let file = std::fs::File::open(&specs[c].path).map_err(UpdaterError::io(format!(
+            "opening slot {} for reading",
+            names[c]
+        )))?;
+        sources.push(Local {
+            name: names[c].clone(),
+            file,
+            target_of: Some(c),
+        });
+    }
+    Ok(sources)
+}
+
+/// Where the chunks come from: a bundle read front to back, or made by an adaptive install.
+enum Data<'a, R> {
+    Stream(BundleReader<R>),
+    Adaptive(Producer<'a>),
+}
+
+/// What an install took from the source and what it reused from the device.
+#[derive(Debug, Clone, Copy, Default)]
+struct Transfer {
+    downloaded: u64,
+    reused: u64,
 }
 
 /// Whether `manifest` may be written into `target`, whose slots are `slots`: every slot class
@@ -287,23 +454,50 @@ fn check_not_shared(config: &Config, target: Group, target_infos: &[SlotInfo]) -
 }
 
 fn write_and_verify<R: Read>(
-    mut reader: BundleReader<R>,
+    mut data: Data<'_, R>,
     manifest: &Manifest,
     specs: &[&Slot],
     targets: &[SlotTarget],
     route: &HashMap<String, usize>,
     progress: &Progress,
-) -> Result<()> {
+) -> Result<Transfer> {
     let total: u64 = manifest.components.iter().map(|c| c.size).sum();
     let started = Instant::now();
     progress.set_subject(&manifest.version.to_string());
     progress.begin(Step::Install, total);
     // The read-back's threads, beside the writer and after the fsync alike.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let left = pipeline::stream(&mut reader, targets, route, threads, progress)?;
+    let chunk_size = manifest.chunk_size as usize;
+    let left = match &mut data {
+        Data::Stream(reader) => pipeline::stream(
+            |buffer| Ok(reader.next_chunk(buffer)?.map(Incoming::Unverified)),
+            chunk_size,
+            targets,
+            route,
+            threads,
+            progress,
+        ),
+        Data::Adaptive(producer) => pipeline::stream(
+            |buffer| producer.next(buffer),
+            chunk_size,
+            targets,
+            route,
+            threads,
+            progress,
+        ),
+    }?;
     progress.end();
-    // The archive must end exactly where the manifest says, seek table included.
-    reader.finish()?;
+    let transfer = match data {
+        // The archive must end exactly where the manifest says, seek table included.
+        Data::Stream(reader) => Transfer {
+            downloaded: reader.finish()?,
+            reused: 0,
+        },
+        Data::Adaptive(producer) => Transfer {
+            downloaded: 0,
+            reused: producer.reused,
+        },
+    };
     info!(
         seconds = started.elapsed().as_secs_f64(),
         "streamed, verified and partly read back"
@@ -330,7 +524,7 @@ fn write_and_verify<R: Read>(
     )?;
     progress.end();
     info!(seconds = started.elapsed().as_secs_f64(), "read back");
-    Ok(())
+    Ok(transfer)
 }
 
 /// A download that failed for good is a network failure (exit 13), not a read error.

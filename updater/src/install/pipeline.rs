@@ -3,11 +3,10 @@
 //! through a fixed pool of chunk buffers. A chunk reaches the writer only as a `VerifiedChunk`, so
 //! no unverified byte can be written.
 use std::collections::HashMap;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
-use bundle::{BundleReader, UnverifiedChunk, VerifiedChunk};
+use bundle::{UnverifiedChunk, VerifiedChunk};
 
 use super::readback::{self, SlotTarget, Trailing, Written};
 use crate::error::{Result, UpdaterError};
@@ -18,16 +17,24 @@ use crate::progress::Progress;
 const BUFFERS: usize = 5;
 const QUEUE: usize = 2;
 
-/// Streams every chunk of the bundle into the target of its component (by component name).
-/// Returns the written chunks that are still to be read back, after the fsync.
-pub fn stream<R: Read>(
-    reader: &mut BundleReader<R>,
+/// A chunk on its way to the writer: as read from a bundle (the verify stage checks it), or checked
+/// already by whoever assembled it from the device's own blocks.
+pub enum Incoming {
+    Unverified(UnverifiedChunk),
+    Verified(VerifiedChunk),
+}
+
+/// Writes every chunk that `next` produces (given a buffer to fill; `None` after the last) into
+/// the target of its component (by component name). Returns the written chunks that are still to
+/// be read back, after the fsync.
+pub fn stream(
+    mut next: impl FnMut(Vec<u8>) -> Result<Option<Incoming>>,
+    chunk_size: usize,
     targets: &[SlotTarget],
     route: &HashMap<String, usize>,
     read_back_threads: usize,
     progress: &Progress,
 ) -> Result<Vec<Written>> {
-    let chunk_size = reader.manifest().chunk_size as usize;
     std::thread::scope(|scope| {
         let (pool_tx, pool_rx) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
         for _ in 0..BUFFERS {
@@ -35,14 +42,19 @@ pub fn stream<R: Read>(
                 .send(Vec::with_capacity(chunk_size))
                 .expect("pool has room");
         }
-        let (verify_tx, verify_rx) = mpsc::sync_channel::<UnverifiedChunk>(QUEUE);
+        let (verify_tx, verify_rx) = mpsc::sync_channel::<Incoming>(QUEUE);
         let (write_tx, write_rx) = mpsc::sync_channel::<VerifiedChunk>(QUEUE);
         // Unbounded, but a few dozen bytes per chunk of the bundle at most.
         let (trail_tx, trail_rx) = mpsc::channel::<Written>();
 
         let verifier = scope.spawn(move || -> Result<()> {
             for chunk in verify_rx {
-                let verified = chunk.verify().map_err(|(e, _)| UpdaterError::from(e))?;
+                let verified = match chunk {
+                    Incoming::Unverified(chunk) => {
+                        chunk.verify().map_err(|(e, _)| UpdaterError::from(e))?
+                    }
+                    Incoming::Verified(chunk) => chunk,
+                };
                 if write_tx.send(verified).is_err() {
                     break;
                 }
@@ -78,7 +90,7 @@ pub fn stream<R: Read>(
         let read_result = (|| -> Result<()> {
             // A closed pool or queue means a later stage stopped; its error is the one to report.
             while let Ok(buffer) = pool_rx.recv() {
-                match reader.next_chunk(buffer)? {
+                match next(buffer)? {
                     Some(chunk) => {
                         if verify_tx.send(chunk).is_err() {
                             break;

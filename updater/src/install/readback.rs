@@ -91,7 +91,7 @@ fn settle(file: &File, offset: u64, len: usize) -> io::Result<()> {
     drop_cached(file, offset as i64, len as i64)
 }
 
-fn drop_cached(file: &File, offset: i64, len: i64) -> io::Result<()> {
+pub(super) fn drop_cached(file: &File, offset: i64, len: i64) -> io::Result<()> {
     posix_fadvise(
         file.as_raw_fd(),
         offset,

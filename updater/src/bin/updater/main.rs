@@ -14,9 +14,9 @@ use updater::error::exit;
 use updater::firmware::flash;
 use updater::firmware::sync::{status as firmware_status, sync as firmware_sync};
 use updater::fleet::{check, install_checked};
-use updater::install::{from_dir, install, InstallOptions};
+use updater::install::{from_dir, install_from, InstallOptions};
 use updater::progress::{Progress, Style};
-use updater::source::{open as open_source, BundleSource};
+use updater::source::BundleSource;
 use updater::state::StateDir;
 use updater::status::status;
 use updater::{Config, UpdaterError};
@@ -63,12 +63,7 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
                 ..Default::default()
             };
             let source = install_source(&config, from, *allow_downgrade)?;
-            let report = install(
-                &config,
-                open_source(&source, &config.http, None)?,
-                &options,
-                &progress,
-            )?;
+            let report = install_from(&config, &source, &options, &progress)?;
             render::installed(&report);
         }
         Command::Check { json } => {

@@ -23,8 +23,15 @@ pub fn as_asked<T: Serialize + ?Sized>(json: bool, value: &T, as_text: fn(&T)) {
 }
 
 pub fn installed(report: &InstallReport) {
+    let reuse = match report.reused {
+        0 => String::new(),
+        reused => format!(
+            "; {} bytes were on this device already, {} downloaded",
+            reused, report.downloaded
+        ),
+    };
     println!(
-        "installed {} into group {} ({} bytes, verified and read back); reboot to start it",
+        "installed {} into group {} ({} bytes, verified and read back{reuse}); reboot to start it",
         report.version, report.target, report.bytes
     );
 }

@@ -25,6 +25,8 @@ use crate::cancel::CancelToken;
 pub use crate::config::{is_url, HttpSettings};
 use crate::error::{Result, UpdaterError};
 
+pub mod ranges;
+
 /// A download breaks off at most this many times before the install gives up.
 const MAX_RESUMES: u32 = 8;
 /// Redirects followed for one request, as browsers and curl's `--max-redirs` defaults go.
@@ -224,7 +226,7 @@ pub fn redirect_target(
 }
 
 /// A header's value when it is text.
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
