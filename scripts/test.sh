@@ -8,7 +8,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked 2>&1 | tee target/test.log
 # The power-cut campaign needs the fault-injection cut points, which only test builds have.
-cargo test --locked -p updater --features fault-injection --test power_cut --test lying_storage -- --nocapture 2>&1 \
+cargo test --locked -p updater --features fault-injection --test power_cut --test lying_storage --test changing_slots -- --nocapture 2>&1 \
   | tee -a target/test.log | grep -E 'cut points|^test result'
 # The fleet figures (rollout shares, poll spread), printed for the log; asserted in the run above.
 cargo test --locked -p updater --test fleet_statistics -- --nocapture 2>&1 | grep -E '%|peak|per second'

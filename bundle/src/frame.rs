@@ -66,6 +66,22 @@ enum Next {
     End,
 }
 
+impl<R> FrameStream<R> {
+    /// The same stream state over another source; the old source is dropped.
+    pub(crate) fn with_source<S>(self, source: S) -> FrameStream<S> {
+        FrameStream {
+            source,
+            offset: self.offset,
+            max_content: self.max_content,
+            compressed: self.compressed,
+            pending: self.pending,
+            pending_pos: self.pending_pos,
+            decompressor: self.decompressor,
+            seen: self.seen,
+        }
+    }
+}
+
 impl<R: Read> FrameStream<R> {
     pub(crate) fn new(source: R, max_content: usize) -> Result<Self, BundleError> {
         let decompressor = zstd::bulk::Decompressor::new()

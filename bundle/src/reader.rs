@@ -31,6 +31,44 @@ enum Position {
     Done,
 }
 
+impl<R> BundleReader<R> {
+    /// The same reader with its source replaced and the old one dropped (closing a download):
+    /// for an installer that goes on by other means once it has the verified manifest, such as
+    /// fetching chunk frames by Range.
+    pub fn with_source<S>(self, source: S) -> BundleReader<S> {
+        BundleReader {
+            frames: self.frames.with_source(source),
+            manifest: self.manifest,
+            signer: self.signer,
+            manifest_sha256: self.manifest_sha256,
+            data_offsets: self.data_offsets,
+            names: self.names,
+            position: self.position,
+        }
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// SHA-256 of the manifest entry's exact bytes: what a release index names a bundle by, so a
+    /// server cannot swap in another correctly signed bundle.
+    pub fn manifest_sha256(&self) -> [u8; 32] {
+        self.manifest_sha256
+    }
+
+    /// Where each component's data starts in the decompressed archive (its header just before):
+    /// with the seek table, where each chunk's frame is in the bundle file.
+    pub fn data_offsets(&self) -> &[u64] {
+        &self.data_offsets
+    }
+
+    /// The key whose signature verified, if the bundle was opened with a keyring.
+    pub fn signer(&self) -> Option<KeyId> {
+        self.signer
+    }
+}
+
 impl<R: Read> BundleReader<R> {
     /// Reads the manifest and its signature and checks the signature against the keyring.
     pub fn open(source: R, keyring: &Keyring) -> Result<Self, BundleError> {
@@ -83,27 +121,6 @@ impl<R: Read> BundleReader<R> {
             names,
             position: Position::BeforeComponent(0),
         })
-    }
-
-    pub fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    /// SHA-256 of the manifest entry's exact bytes: what a release index names a bundle by, so a
-    /// server cannot swap in another correctly signed bundle.
-    pub fn manifest_sha256(&self) -> [u8; 32] {
-        self.manifest_sha256
-    }
-
-    /// Where each component's data starts in the decompressed archive (its header just before):
-    /// with the seek table, where each chunk's frame is in the bundle file.
-    pub fn data_offsets(&self) -> &[u64] {
-        &self.data_offsets
-    }
-
-    /// The key whose signature verified, if the bundle was opened with a keyring.
-    pub fn signer(&self) -> Option<KeyId> {
-        self.signer
     }
 
     /// The next chunk in bundle order, read into `buf` (which is reused), or `None` after the

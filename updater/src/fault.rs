@@ -67,3 +67,20 @@ pub fn lying_storage(file: &std::fs::File, offset: u64, data: &[u8]) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn lying_storage(_file: &std::fs::File, _offset: u64, _data: &[u8]) {}
+
+/// A slot that changes after the adaptive install read it (a mounted filesystem written to, bit
+/// rot): `UPDATER_CHANGE_AFTER_PLAN=FILE` overwrites FILE's first MiB once the plan is made.
+#[cfg(feature = "fault-injection")]
+pub fn change_after_plan() {
+    if let Some(path) = std::env::var_os("UPDATER_CHANGE_AFTER_PLAN") {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(path);
+        if let Ok(file) = file {
+            let _ = file.write_all_at(&vec![0x5a; 1 << 20], 0);
+        }
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn change_after_plan() {}

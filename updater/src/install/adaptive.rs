@@ -26,7 +26,7 @@ use crate::error::{Result, UpdaterError};
 use crate::net::ranges::RangedFile;
 use crate::progress::Progress;
 
-/// What the first Range request asks for: the seek table of a bundle of up to about 1 GiB of
+/// What the first Range request asks for, the end of the file: the seek table of a bundle of up to about 1 GiB of
 /// 64 KiB chunks; a longer table takes one more request.
 pub const TAIL: u64 = 128 << 10;
 /// Frames closer than this are fetched as one range: the bytes between cost less than a part.
@@ -40,6 +40,8 @@ const NOWHERE: u64 = u64::MAX;
 /// A bundle on a Range-capable server, with the place of every chunk's frame.
 pub struct Remote {
     file: Arc<RangedFile>,
+    /// Bytes received for the head (manifest and signature) before the file was fetched in parts.
+    head: u64,
     /// Per component, per chunk: where its frame is in the bundle file.
     frames: Vec<Vec<Frame>>,
 }
@@ -51,25 +53,29 @@ struct Frame {
 }
 
 impl Remote {
-    /// Reads the seek table (from `tail`, the file's last bytes, or one more request) and finds
-    /// the frame of every chunk. A bundle whose chunks are not frames of their own is refused.
-    pub fn locate<R: Read>(
-        file: Arc<RangedFile>,
-        tail: Vec<u8>,
+    /// Reads the seek table (with the file's last bytes, or one more request if it is longer) and
+    /// finds the frame of every chunk. `None` when the server does not answer the Range request
+    /// after all. A bundle whose chunks are not frames of their own is refused.
+    pub fn locate<R>(
+        file: RangedFile,
+        head: u64,
         reader: &BundleReader<R>,
-    ) -> Result<Remote> {
+    ) -> Result<Option<Remote>> {
+        let Some(tail) = file.tail(TAIL)? else {
+            return Ok(None);
+        };
         let table_len = SeekTable::len_from_tail(&tail)?;
-        if table_len > file.len() {
+        if table_len > file.length() {
             return Err(corrupt("its seek table is longer than the file"));
         }
         let tail = if table_len > tail.len() as u64 {
-            file.range(file.len() - table_len, file.len())?
+            file.range(file.length() - table_len, file.length())?
         } else {
             tail
         };
         let table = SeekTable::from_bundle_tail(&tail)?;
         let compressed: u64 = table.entries.iter().map(|e| u64::from(e.compressed)).sum();
-        if compressed + table_len != file.len() {
+        if compressed + table_len != file.length() {
             return Err(corrupt("its seek table does not describe the file"));
         }
         let manifest = reader.manifest();
@@ -100,14 +106,15 @@ impl Remote {
             }
             located.push(chunks);
         }
-        Ok(Remote {
-            file,
+        Ok(Some(Remote {
+            file: Arc::new(file),
+            head,
             frames: located,
-        })
+        }))
     }
 
     pub fn downloaded(&self) -> u64 {
-        self.file.downloaded()
+        self.head + self.file.downloaded()
     }
 }
 

@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
 use crate::group::Group;
-use crate::net::ranges::{Probe, RangedFile};
+use crate::net::ranges::RangedFile;
 use crate::net::{Client, Download};
 use crate::progress::{Progress, Step};
 use crate::slots::{Slot, SlotInfo};
@@ -124,37 +124,39 @@ pub fn install_url(
 ) -> Result<InstallReport> {
     let client = Client::new(&config.http)?;
     run(config, options, progress, |keyring, cancel| {
-        let whole = |url: &str| -> Result<(BundleReader<Stream>, Option<Remote>)> {
+        let whole = || -> Result<BundleReader<Stream>> {
             let download = Download::start(&client, url, Some(Arc::clone(&cancel)))?;
-            let stream: Stream = Box::new(Cancellable {
-                inner: download,
-                cancel: Arc::clone(&cancel),
-            });
-            let reader = BundleReader::open(stream, keyring).map_err(|e| network_or(e.into()))?;
-            Ok((reader, None))
+            Ok(BundleReader::open(Box::new(download) as Stream, keyring)
+                .map_err(|e| network_or(e.into()))?)
         };
-        let (file, tail) =
-            match RangedFile::probe(&client, url, adaptive::TAIL, Arc::clone(&cancel))? {
-                Probe::Ranged(file, tail) => (Arc::new(file), tail),
-                Probe::NoRanges(why) => {
-                    warn!("{why}: downloading the whole bundle");
-                    return whole(url);
-                }
-            };
-        let head: Stream = Box::new(Cancellable {
-            inner: file.reader_from(0),
-            cancel: Arc::clone(&cancel),
-        });
-        let reader = BundleReader::open(head, keyring).map_err(|e| network_or(e.into()))?;
+        let download = Download::start(&client, url, Some(Arc::clone(&cancel)))?;
+        let (served, received) = (download.served().clone(), download.received());
+        let reader = BundleReader::open(Box::new(download) as Stream, keyring)
+            .map_err(|e| network_or(e.into()))?;
         if !reader.manifest().has_block_index() {
-            info!(
-                format = reader.manifest().format,
-                "the bundle has no block index: downloading it whole"
-            );
-            return whole(file.url());
+            return Ok((reader, None));
         }
-        let remote = Remote::locate(file, tail, &reader)?;
-        Ok((reader, Some(remote)))
+        let Some(file) = RangedFile::of(&client, &served, Arc::clone(&cancel)) else {
+            warn!(
+                "{}: the server does not offer Range requests: downloading the whole bundle",
+                served.url
+            );
+            return Ok((reader, None));
+        };
+        // The manifest is read and verified: the rest comes in parts, so the download stops.
+        let reader = reader.with_source(Box::new(std::io::empty()) as Stream);
+        let head = received.load(std::sync::atomic::Ordering::Relaxed);
+        match Remote::locate(file, head, &reader)? {
+            Some(remote) => Ok((reader, Some(remote))),
+            None => {
+                warn!(
+                    "{}: the server answered a Range request with the whole file: downloading \
+                     the whole bundle",
+                    served.url
+                );
+                Ok((whole()?, None))
+            }
+        }
     })
 }
 
@@ -240,6 +242,7 @@ fn run<R: Read>(
             let sources = local_sources(config, booted, &manifest, &specs, &names)?;
             let plan = Plan::make(&manifest, remote, sources)?;
             adaptive::log_plan(&manifest, &plan, remote.downloaded());
+            crate::fault::change_after_plan();
             Some(plan)
         }
         None => None,
@@ -279,7 +282,7 @@ fn run<R: Read>(
         (Some(remote), Some(plan)) => {
             Data::Adaptive(Producer::new(&manifest, remote, plan, progress)?)
         }
-        _ => Data::Stream(reader),
+        _ => Data::Stream(Box::new(reader)),
     };
     let mut written =
         write_and_verify(data, &manifest, &specs, &targets, &route, progress).map_err(network_or);
@@ -379,7 +382,7 @@ fn local_sources(
 
 /// Where the chunks come from: a bundle read front to back, or made by an adaptive install.
 enum Data<'a, R> {
-    Stream(BundleReader<R>),
+    Stream(Box<BundleReader<R>>),
     Adaptive(Producer<'a>),
 }
 

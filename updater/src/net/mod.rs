@@ -10,6 +10,7 @@
 //! signed chunk hashes.
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread;
@@ -37,6 +38,9 @@ const CANCEL_POLL: Duration = Duration::from_millis(200);
 /// Pieces of a download in flight between the network thread and the install.
 const PIECES_IN_FLIGHT: usize = 4;
 const PIECE: usize = 256 << 10;
+/// Bytes a download may hold beyond what its reader took (see `Transfer::wait_for_reader`).
+const MIN_LEAD: u64 = 64 << 10;
+const MAX_LEAD: u64 = 2 << 20;
 
 /// A response with its body still to be read.
 pub type Response = ureq::http::Response<ureq::Body>;
@@ -332,6 +336,11 @@ impl Failure {
 /// the headers of a resume, which no rate window watches) is given up on after `timeout` plus
 /// `stall_time`.
 pub struct Download {
+    served: Served,
+    /// Bytes the download thread has received, whether read yet or not, and bytes handed to the
+    /// reader: the thread stays at most `lead` ahead.
+    received: Arc<AtomicU64>,
+    taken: Arc<AtomicU64>,
     pieces: Receiver<io::Result<Vec<u8>>>,
     piece: Vec<u8>,
     at: usize,
@@ -341,13 +350,37 @@ pub struct Download {
     patience: Duration,
 }
 
+/// What the first answer to a download said about the file.
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    /// After redirects.
+    pub url: String,
+    /// A strong ETag or Last-Modified, which a later Range request must match.
+    pub validator: Option<String>,
+    pub length: Option<u64>,
+    /// `Accept-Ranges: bytes`: parts of the file can be fetched alone.
+    pub ranges: bool,
+}
+
 impl Download {
+    pub fn served(&self) -> &Served {
+        &self.served
+    }
+
+    /// Bytes the download has received so far (read or not), also after it is dropped.
+    pub fn received(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.received)
+    }
+
     /// Starts the download; an unreachable server or an HTTP error (404 ...) fails here, before
     /// anything else happens, and so does a server that does not answer within `timeout`.
     pub fn start(client: &Client, url: &str, cancel: Option<Arc<CancelToken>>) -> Result<Download> {
         let cancel = cancel.unwrap_or_default();
         let settings = client.settings.clone();
-        let (answered, answer) = mpsc::sync_channel::<Result<()>>(1);
+        let (answered, answer) = mpsc::sync_channel::<Result<Served>>(1);
+        let received = Arc::new(AtomicU64::new(0));
+        let taken = Arc::new(AtomicU64::new(0));
+        let (counter, reader_took) = (Arc::clone(&received), Arc::clone(&taken));
         let (sender, pieces) = mpsc::sync_channel(PIECES_IN_FLIGHT);
         let (client, first_url, token) = (client.clone(), url.to_string(), Arc::clone(&cancel));
         thread::Builder::new()
@@ -360,10 +393,17 @@ impl Download {
                         return;
                     }
                 };
-                if answered.send(Ok(())).is_err() {
+                let (validator, length) = file_identity(response.headers());
+                let served = Served {
+                    url: url.clone(),
+                    validator: validator.clone(),
+                    length,
+                    ranges: header(response.headers(), "Accept-Ranges")
+                        .is_some_and(|r| r.trim().eq_ignore_ascii_case("bytes")),
+                };
+                if answered.send(Ok(served)).is_err() {
                     return; // the caller gave up waiting
                 }
-                let (validator, length) = file_identity(response.headers());
                 let transfer = Transfer {
                     client,
                     url,
@@ -374,17 +414,19 @@ impl Download {
                     cancel: token,
                     rate: RateWatch::default(),
                     reconnect: None,
+                    received: counter,
+                    taken: reader_took,
                 };
                 transfer.run(response.into_body().into_reader(), sender);
             })
             .map_err(UpdaterError::io("starting the download thread"))?;
         let deadline = Instant::now() + settings.timeout;
-        loop {
+        let served = loop {
             if cancel.is_cancelled() {
                 return Err(UpdaterError::Network(format!("{url}: cancelled")));
             }
             match answer.recv_timeout(CANCEL_POLL) {
-                Ok(Ok(())) => break,
+                Ok(Ok(served)) => break served,
                 Ok(Err(err)) => return Err(err),
                 Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => {
@@ -394,8 +436,11 @@ impl Download {
                     )))
                 }
             }
-        }
+        };
         Ok(Download {
+            served,
+            received,
+            taken,
             pieces,
             piece: Vec::new(),
             at: 0,
@@ -418,7 +463,11 @@ impl Read for Download {
             }
             match self.pieces.recv_timeout(CANCEL_POLL) {
                 Ok(Ok(piece)) if piece.is_empty() => self.finished = true,
-                Ok(Ok(piece)) => (self.piece, self.at) = (piece, 0),
+                Ok(Ok(piece)) => {
+                    self.taken
+                        .fetch_add(piece.len() as u64, AtomicOrdering::Relaxed);
+                    (self.piece, self.at) = (piece, 0);
+                }
                 Ok(Err(e)) => return Err(e),
                 Err(RecvTimeoutError::Timeout) if since.elapsed() < self.patience => {}
                 Err(RecvTimeoutError::Timeout) => {
@@ -488,6 +537,8 @@ struct Transfer {
     rate: RateWatch,
     /// Why the connection must be replaced before the next read.
     reconnect: Option<String>,
+    received: Arc<AtomicU64>,
+    taken: Arc<AtomicU64>,
 }
 
 /// Bytes over the time spent waiting for them (not waiting for the install to take them), to
@@ -521,6 +572,26 @@ impl RateWatch {
 type Body = Box<dyn Read + Send>;
 
 impl Transfer {
+    /// How far the download may run ahead of its reader: little at first, so that a reader that
+    /// stops after the head of a bundle (to fetch the rest in parts) leaves little unused, and
+    /// up to `MAX_LEAD` once it streams. Waits until the reader has taken enough; returns the size
+    /// of the next piece.
+    fn wait_for_reader(&self) -> io::Result<usize> {
+        loop {
+            let taken = self.taken.load(AtomicOrdering::Relaxed);
+            let lead = (taken / 2).clamp(MIN_LEAD, MAX_LEAD);
+            let room = (taken + lead).saturating_sub(self.offset);
+            if room > 0 {
+                return Ok(room.min(PIECE as u64) as usize);
+            }
+            // The reader is gone: nobody will take more.
+            if self.cancel.is_cancelled() || Arc::strong_count(&self.taken) == 1 {
+                return Err(cancelled());
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Sends pieces until the end (an empty piece) or an error; stops when the reader is gone.
     fn run(mut self, body: impl Read + Send + 'static, sender: SyncSender<io::Result<Vec<u8>>>) {
         let mut body: Body = Box::new(body);
@@ -534,7 +605,7 @@ impl Transfer {
     }
 
     fn next_piece(&mut self, body: &mut Body) -> io::Result<Vec<u8>> {
-        let mut piece = vec![0u8; PIECE];
+        let mut piece = vec![0u8; self.wait_for_reader()?];
         loop {
             if self.cancel.is_cancelled() {
                 return Err(cancelled());
@@ -552,6 +623,7 @@ impl Transfer {
                 }
                 Ok(n) => {
                     self.offset += n as u64;
+                    self.received.fetch_add(n as u64, AtomicOrdering::Relaxed);
                     piece.truncate(n);
                     return Ok(piece);
                 }

@@ -6,7 +6,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{file_identity, header, Client, Response};
+use super::{header, Client, Served};
 use crate::cancel::CancelToken;
 use crate::error::{Result, UpdaterError};
 
@@ -15,9 +15,6 @@ use crate::error::{Result, UpdaterError};
 const MAX_RANGES_PER_REQUEST: usize = 96;
 /// A header line of a part is short; anything longer is not a multipart answer.
 const MAX_PART_LINE: u64 = 1024;
-/// Windows of a sequential read start small (the head of a bundle is often small) and grow.
-const FIRST_WINDOW: u64 = 64 << 10;
-const LAST_WINDOW: u64 = 1 << 20;
 
 /// A file on a server that answers Range requests.
 pub struct RangedFile {
@@ -30,14 +27,6 @@ pub struct RangedFile {
     validator: Option<String>,
     downloaded: AtomicU64,
     cancel: Arc<CancelToken>,
-}
-
-/// What a first Range request found out.
-pub enum Probe {
-    /// The server answers ranges; the last bytes of the file came with the answer.
-    Ranged(RangedFile, Vec<u8>),
-    /// The server sent the whole file (or nothing usable) instead: no ranges from it.
-    NoRanges(String),
 }
 
 /// `Content-Range: bytes START-END/LENGTH`, END inclusive.
@@ -61,57 +50,67 @@ impl ContentRange {
         (range.start <= range.end && range.end < range.length).then_some(range)
     }
 
-    pub fn len(&self) -> u64 {
+    /// Bytes in the range (never zero: END is inclusive).
+    pub fn bytes(&self) -> u64 {
         self.end - self.start + 1
     }
 }
 
 impl RangedFile {
-    /// Asks for the last `tail` bytes of `url`.
-    pub fn probe(client: &Client, url: &str, tail: u64, cancel: Arc<CancelToken>) -> Result<Probe> {
-        let (url, response) = client.get(url, &[("Range", &format!("bytes=-{tail}"))], None)?;
-        if response.status().as_u16() != 206 {
-            return Ok(Probe::NoRanges(format!(
-                "{url} answered a Range request with HTTP {}",
-                response.status().as_u16()
-            )));
-        }
-        let Some(range) = header(response.headers(), "Content-Range").and_then(ContentRange::parse)
-        else {
-            return Ok(Probe::NoRanges(format!(
-                "{url} answered a Range request without a usable Content-Range"
-            )));
-        };
-        if range.end + 1 != range.length {
-            return Err(UpdaterError::Network(format!(
-                "{url}: asked for the last {tail} bytes, got bytes {}-{}/{}",
-                range.start, range.end, range.length
-            )));
-        }
-        let (validator, _) = file_identity(response.headers());
-        let file = RangedFile {
+    /// The file a download found, when its server said it answers ranges and how long it is.
+    pub fn of(client: &Client, served: &Served, cancel: Arc<CancelToken>) -> Option<RangedFile> {
+        Some(RangedFile {
             client: client.clone(),
-            url,
-            length: range.length,
-            validator,
+            url: served.url.clone(),
+            length: served.length.filter(|_| served.ranges)?,
+            validator: served.validator.clone(),
             downloaded: AtomicU64::new(0),
             cancel,
-        };
-        let data = file.read_body(response, range.len())?;
-        Ok(Probe::Ranged(file, data))
+        })
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
 
-    pub fn len(&self) -> u64 {
+    /// The file's length in bytes.
+    pub fn length(&self) -> u64 {
         self.length
     }
 
     /// Bytes received from the server so far, answers' framing included.
     pub fn downloaded(&self) -> u64 {
         self.downloaded.load(Ordering::Relaxed)
+    }
+
+    /// The last `len` bytes of the file (all of it if shorter), or `None` when the server answers
+    /// the first Range request with the whole file after all.
+    pub fn tail(&self, len: u64) -> Result<Option<Vec<u8>>> {
+        let start = self.length.saturating_sub(len);
+        let response = self.get_ranges(&format!("{start}-"))?;
+        if response.status().as_u16() != 206 {
+            return Ok(None);
+        }
+        let range = header(response.headers(), "Content-Range").and_then(ContentRange::parse);
+        if range.map(|r| (r.start, r.length)) != Some((start, self.length)) {
+            return Err(self.broken(&format!(
+                "asked for bytes {start}- of {}, the answer says {:?}",
+                self.length,
+                header(response.headers(), "Content-Range")
+            )));
+        }
+        let mut out = Vec::new();
+        Counted {
+            inner: response.into_body().into_reader(),
+            count: &self.downloaded,
+        }
+        .take(self.length - start)
+        .read_to_end(&mut out)
+        .map_err(|e| self.broken(&e.to_string()))?;
+        if out.len() as u64 != self.length - start {
+            return Err(self.broken("the answer ended early"));
+        }
+        Ok(Some(out))
     }
 
     /// Bytes `start..end` of the file, into memory (for small ranges).
@@ -123,18 +122,6 @@ impl RangedFile {
             Ok(())
         })?;
         Ok(out)
-    }
-
-    /// The file from `start` on, read in growing windows: for the head of a bundle, whose length
-    /// is known only once its manifest is read.
-    pub fn reader_from(self: &Arc<Self>, start: u64) -> WindowReader {
-        WindowReader {
-            file: Arc::clone(self),
-            next: start,
-            window: FIRST_WINDOW,
-            buffer: Vec::new(),
-            at: 0,
-        }
     }
 
     /// Fetches `ranges` (`[start, end)`, sorted, not overlapping, not empty), many per request.
@@ -165,12 +152,7 @@ impl RangedFile {
             .map(|(start, end)| format!("{start}-{}", end - 1))
             .collect::<Vec<_>>()
             .join(",");
-        let mut headers = vec![("Range", format!("bytes={spec}"))];
-        if let Some(validator) = &self.validator {
-            headers.push(("If-Range", validator.clone()));
-        }
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        let (_, response) = self.client.get(&self.url, &headers, None)?;
+        let response = self.get_ranges(&spec)?;
         let status = response.status().as_u16();
         if status != 206 {
             return Err(UpdaterError::Network(format!(
@@ -206,6 +188,16 @@ impl RangedFile {
         check.finish().map_err(|e| self.broken(&e))
     }
 
+    /// GET with `Range: bytes=SPEC`, and `If-Range` so that a replaced file is not spliced.
+    fn get_ranges(&self, spec: &str) -> Result<super::Response> {
+        let range = format!("bytes={spec}");
+        let mut headers = vec![("Range", range.as_str())];
+        if let Some(validator) = &self.validator {
+            headers.push(("If-Range", validator.as_str()));
+        }
+        Ok(self.client.get(&self.url, &headers, None)?.1)
+    }
+
     fn deliver(
         &self,
         check: &mut Coverage,
@@ -220,29 +212,14 @@ impl RangedFile {
             )));
         }
         check.accept(&range).map_err(|e| self.broken(&e))?;
-        let mut data = body.take(range.len());
-        part(range.start, &mut data, range.len())?;
+        let mut data = body.take(range.bytes());
+        part(range.start, &mut data, range.bytes())?;
         // Whatever the receiver left of the part is skipped, so the next part's header follows.
         io::copy(&mut data, &mut io::sink()).map_err(|e| self.broken(&e.to_string()))?;
         if data.limit() != 0 {
             return Err(self.broken("a part ended early"));
         }
         Ok(())
-    }
-
-    fn read_body(&self, response: Response, len: u64) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        Counted {
-            inner: response.into_body().into_reader(),
-            count: &self.downloaded,
-        }
-        .take(len)
-        .read_to_end(&mut out)
-        .map_err(|e| self.broken(&e.to_string()))?;
-        if out.len() as u64 != len {
-            return Err(self.broken("the answer ended early"));
-        }
-        Ok(out)
     }
 
     fn broken(&self, why: &str) -> UpdaterError {
@@ -410,37 +387,6 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// Reads a file front to back through Range requests of growing size.
-pub struct WindowReader {
-    file: Arc<RangedFile>,
-    next: u64,
-    window: u64,
-    buffer: Vec<u8>,
-    at: usize,
-}
-
-impl Read for WindowReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.at == self.buffer.len() {
-            if self.next >= self.file.length || buf.is_empty() {
-                return Ok(0);
-            }
-            let end = (self.next + self.window).min(self.file.length);
-            self.buffer = self
-                .file
-                .range(self.next, end)
-                .map_err(|e| io::Error::other(super::DownloadFailed(e.to_string())))?;
-            self.at = 0;
-            self.next = end;
-            self.window = (self.window * 2).min(LAST_WINDOW);
-        }
-        let n = buf.len().min(self.buffer.len() - self.at);
-        buf[..n].copy_from_slice(&self.buffer[self.at..self.at + n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,7 +399,7 @@ mod tests {
             let mut data = String::new();
             parts
                 .body()
-                .take(range.len())
+                .take(range.bytes())
                 .read_to_string(&mut data)
                 .map_err(|e| e.to_string())?;
             out.push((range.start, data));

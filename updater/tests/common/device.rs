@@ -72,6 +72,19 @@ impl Device {
         security: u64,
         images: &[(&str, Vec<u8>)],
     ) -> PathBuf {
+        let options = CreateOptions::default();
+        self.bundle_of_format(name, compatible, version, security, images, &options)
+    }
+
+    pub fn bundle_of_format(
+        &self,
+        name: &str,
+        compatible: &str,
+        version: &str,
+        security: u64,
+        images: &[(&str, Vec<u8>)],
+        options: &CreateOptions,
+    ) -> PathBuf {
         let mut inputs = Vec::new();
         for (class, data) in images {
             let path = self.path(&format!("{name}-{class}.img"));
@@ -89,7 +102,7 @@ impl Device {
             firmware: vec![],
         };
         let out = self.path(name);
-        create_bundle(&input, &[&self.key], &out, &CreateOptions::default()).unwrap();
+        create_bundle(&input, &[&self.key], &out, options).unwrap();
         out
     }
 

@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod dfu_sim;
+pub mod pair;
 pub mod stm32_sim;
 pub mod web;
 

@@ -36,15 +36,20 @@ pub struct Nginx {
 impl Nginx {
     /// Serves `root` on 127.0.0.1 at a free port.
     pub fn serve(root: &Path) -> Nginx {
-        Self::start(root, None)
+        Self::start(root, None, "")
+    }
+
+    /// With extra directives in the server block (e.g. `max_ranges 0;`).
+    pub fn serve_with(root: &Path, directives: &str) -> Nginx {
+        Self::start(root, None, directives)
     }
 
     /// Serves `root` over HTTPS with this certificate and key (PEM files).
     pub fn serve_tls(root: &Path, cert: &Path, key: &Path) -> Nginx {
-        Self::start(root, Some((cert, key)))
+        Self::start(root, Some((cert, key)), "")
     }
 
-    fn start(root: &Path, tls: Option<(&Path, &Path)>) -> Nginx {
+    fn start(root: &Path, tls: Option<(&Path, &Path)>, directives: &str) -> Nginx {
         let prefix = tempfile::tempdir().unwrap();
         let p = prefix.path().display();
         let port = free_port();
@@ -71,6 +76,7 @@ http {{
   server {{
     listen 127.0.0.1:{port}{tls};
     root {root};
+    {directives}
   }}
 }}
 ",
@@ -150,7 +156,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// The fault hits the first connection only.
     pub fn start(upstream: u16, fault: Fault) -> Proxy {
+        Self::start_with(upstream, fault, false)
+    }
+
+    /// The fault hits every connection (an answer shorter than its offset passes unharmed).
+    pub fn start_for_all(upstream: u16, fault: Fault) -> Proxy {
+        Self::start_with(upstream, fault, true)
+    }
+
+    fn start_with(upstream: u16, fault: Fault, every: bool) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -159,7 +175,7 @@ impl Proxy {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 let first = count.fetch_add(1, Ordering::SeqCst) == 0;
-                let fault = first.then_some(fault);
+                let fault = (first || every).then_some(fault);
                 thread::spawn(move || forward(client, upstream, fault));
             }
         });
