@@ -16,6 +16,7 @@ mod readback;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
 use crate::group::Group;
 use crate::net::ranges::RangedFile;
-use crate::net::{Client, Download};
+use crate::net::{Client, Download, Served};
 use crate::progress::{Progress, Step};
 use crate::slots::{Slot, SlotInfo};
 use crate::source::{BundleSource, Cancellable, Stream};
@@ -124,15 +125,14 @@ pub fn install_url(
 ) -> Result<InstallReport> {
     let client = Client::new(&config.http)?;
     run(config, options, progress, |keyring, cancel| {
-        let whole = || -> Result<BundleReader<Stream>> {
+        let download = || -> Result<(BundleReader<Stream>, Served, Arc<AtomicU64>)> {
             let download = Download::start(&client, url, Some(Arc::clone(&cancel)))?;
-            Ok(BundleReader::open(Box::new(download) as Stream, keyring)
-                .map_err(|e| network_or(e.into()))?)
+            let (served, received) = (download.served().clone(), download.received());
+            let reader = BundleReader::open(Box::new(download) as Stream, keyring)
+                .map_err(|e| network_or(e.into()))?;
+            Ok((reader, served, received))
         };
-        let download = Download::start(&client, url, Some(Arc::clone(&cancel)))?;
-        let (served, received) = (download.served().clone(), download.received());
-        let reader = BundleReader::open(Box::new(download) as Stream, keyring)
-            .map_err(|e| network_or(e.into()))?;
+        let (reader, served, received) = download()?;
         if !reader.manifest().has_block_index() {
             return Ok((reader, None));
         }
@@ -145,7 +145,7 @@ pub fn install_url(
         };
         // The manifest is read and verified: the rest comes in parts, so the download stops.
         let reader = reader.with_source(Box::new(std::io::empty()) as Stream);
-        let head = received.load(std::sync::atomic::Ordering::Relaxed);
+        let head = received.load(Ordering::Relaxed);
         match Remote::locate(file, head, &reader)? {
             Some(remote) => Ok((reader, Some(remote))),
             None => {
@@ -154,7 +154,7 @@ pub fn install_url(
                      the whole bundle",
                     served.url
                 );
-                Ok((whole()?, None))
+                Ok((download()?.0, None))
             }
         }
     })
