@@ -16,11 +16,11 @@ pub const FORMAT_WITH_BLOCKS: u32 = 2;
 /// Bytes per block of a format-2 block index: the unit in which content is found again.
 pub const BLOCK_SIZE: u32 = 4096;
 
-/// A block's key in the index: the first 8 bytes of its SHA-256 (big-endian). It only finds
-/// candidates; whatever is assembled from them is checked against the signed chunk SHA-256.
+/// A block's key in the index: its XXH3-64. It only finds candidates, so it needs to be fast (a
+/// device keys every block of its slots), not collision-resistant: whatever is assembled from
+/// candidates is checked against the signed chunk SHA-256 before it is written.
 pub fn block_key(block: &[u8]) -> u64 {
-    let digest = crate::hash_chunk(block);
-    u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"))
+    xxhash_rust::xxh3::xxh3_64(block)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
