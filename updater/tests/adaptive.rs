@@ -84,8 +84,15 @@ fn a_device_downloads_only_the_blocks_it_lacks() {
     // The head (a plain GET, left once the manifest is read), then many ranges per request: far
     // fewer requests than fetched chunks.
     let statuses = s.nginx.statuses();
-    assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|&s| s == 200 || s == 206), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 206),
+        "{statuses:?}"
+    );
     assert!(statuses.len() < 10, "{} requests", statuses.len());
     assert_eq!(s.device.status()["next"], "B");
 }

@@ -452,16 +452,7 @@ impl<'a> Producer<'a> {
                 Way::Fetch => return self.take_fetched((c, k)).map(Some),
                 Way::Assemble => {
                     buffer.resize(len, 0);
-                    let mut at = 0;
-                    for (place, block_len) in self.plan.blocks_of(self.manifest, c, k) {
-                        let (source, offset) = unpack(place);
-                        let local = &self.plan.sources[source];
-                        local
-                            .file
-                            .read_exact_at(&mut buffer[at..at + block_len], offset)
-                            .map_err(UpdaterError::io(format!("reading {}", local.name)))?;
-                        at += block_len;
-                    }
+                    self.assemble(c, k, &mut buffer)?;
                     match UnverifiedChunk::of(self.manifest, c, k, buffer).verify() {
                         Ok(chunk) => {
                             self.reused += len as u64;
@@ -475,6 +466,33 @@ impl<'a> Producer<'a> {
                 }
             }
         }
+    }
+
+    /// Reads chunk `k` of component `c` from the places the plan found its blocks, one read per
+    /// run of blocks that lie one after another in one source.
+    fn assemble(&self, c: usize, k: u64, buffer: &mut [u8]) -> Result<()> {
+        let mut runs: Vec<(u64, usize, usize)> = Vec::new(); // place, start in buffer, length
+        let mut at = 0;
+        for (place, len) in self.plan.blocks_of(self.manifest, c, k) {
+            match runs.last_mut() {
+                Some((start, _, run))
+                    if place == *start + *run as u64 && unpack(place).0 == unpack(*start).0 =>
+                {
+                    *run += len
+                }
+                _ => runs.push((place, at, len)),
+            }
+            at += len;
+        }
+        for (start, from, len) in runs {
+            let (source, offset) = unpack(start);
+            let local = &self.plan.sources[source];
+            local
+                .file
+                .read_exact_at(&mut buffer[from..from + len], offset)
+                .map_err(UpdaterError::io(format!("reading {}", local.name)))?;
+        }
+        Ok(())
     }
 
     fn take_fetched(&mut self, (c, k): (usize, u64)) -> Result<Incoming> {
