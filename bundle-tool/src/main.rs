@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use bundle::{
-    create_bundle, BundleError, BundleInput, BundleReader, ComponentKind, CreateOptions,
-    ImageHasher, Keyring, Manifest, SigningKey,
+    create_bundle, BundleError, BundleInput, BundleReader, ComponentKind, CreateOptions, Keyring,
+    Manifest, SigningKey,
 };
 use clap::{Parser, Subcommand};
 use cli_support::exit;
@@ -55,6 +55,31 @@ enum Command {
         #[arg(long, default_value_t = bundle::FORMAT_VERSION,
               value_parser = clap::value_parser!(u32).range(1..=2))]
         format: u32,
+        /// Compression threads (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+    },
+    /// Make a delta bundle: only what NEW needs beyond OLD (blocks of OLD's images are copied
+    /// on the device, wherever they are); installs on a device that holds OLD's images.
+    Delta {
+        /// The bundle the device holds (its images are the base).
+        #[arg(long, value_name = "OLD.zst")]
+        from: PathBuf,
+        /// The bundle to update to.
+        #[arg(long, value_name = "NEW.zst")]
+        to: PathBuf,
+        /// Signing key; give it more than once to sign with several keys.
+        #[arg(long, value_name = "K.key", required = true)]
+        key: Vec<PathBuf>,
+        /// The delta bundle to write; it appears under this name only when complete.
+        #[arg(long, value_name = "D.zst")]
+        output: PathBuf,
+        /// Check OLD's and NEW's signatures against this keyring (a .pub file or a folder).
+        #[arg(long, value_name = "PATH")]
+        keyring: Option<PathBuf>,
+        /// zstd compression level of the new blocks.
+        #[arg(long, default_value_t = bundle::DEFAULT_LEVEL)]
+        level: i32,
         /// Compression threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -157,6 +182,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             create(&manifest, &key, &output, &options)
         }
+        Command::Delta {
+            from,
+            to,
+            key,
+            output,
+            keyring,
+            level,
+            threads,
+        } => {
+            let started = Instant::now();
+            let keys = load_keys(&key)?;
+            let key_refs: Vec<&SigningKey> = keys.iter().collect();
+            let (old, new, size) = bundle::delta::create(&bundle::delta::DeltaRequest {
+                from: &from,
+                to: &to,
+                keyring: keyring.as_deref(),
+                keys: &key_refs,
+                output: &output,
+                level,
+                threads,
+            })
+            .with_context(|| format!("creating {}", output.display()))?;
+            println!(
+                "created {}: delta from {} to {}, {} bytes in {:.2} s",
+                output.display(),
+                old.version,
+                new.version,
+                size,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::Verify { keyring, bundle } => verify(&keyring, &bundle),
         Command::Info { bundle, json } => info(&bundle, json),
         Command::Release {
@@ -220,6 +277,13 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+fn load_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<SigningKey>> {
+    Ok(paths
+        .iter()
+        .map(|k| SigningKey::load(k))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 fn create(
     manifest: &Path,
     keys: &[PathBuf],
@@ -228,10 +292,7 @@ fn create(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let input = BundleInput::load(manifest)?;
-    let keys = keys
-        .iter()
-        .map(|k| SigningKey::load(k))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = load_keys(keys)?;
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
     let report = create_bundle(&input, &key_refs, output, options)
         .with_context(|| format!("creating {}", output.display()))?;
@@ -280,33 +341,8 @@ fn verify(keyring: &Path, path: &Path) -> anyhow::Result<()> {
 }
 
 /// Reads the rest of the bundle: every chunk against the manifest, every image whole, the end.
-fn check_every_chunk<R: Read>(mut reader: BundleReader<R>) -> anyhow::Result<()> {
-    let manifest = reader.manifest().clone();
-    let mut hashers: Vec<ImageHasher> = manifest
-        .components
-        .iter()
-        .map(|_| ImageHasher::new())
-        .collect();
-    let mut buf = Vec::new();
-    let mut component = 0;
-    while let Some(chunk) = reader.next_chunk(buf)? {
-        let chunk = chunk.verify().map_err(|(e, _)| e)?;
-        while manifest.components[component].name != chunk.component() {
-            component += 1;
-        }
-        hashers[component].update(chunk.data());
-        buf = chunk.into_buffer();
-    }
-    reader.finish()?;
-    for (c, hasher) in manifest.components.iter().zip(hashers) {
-        if hasher.finish() != c.sha256 {
-            bail!(
-                "component '{}': its chunks verify but its whole-image SHA-256 does not",
-                c.name
-            );
-        }
-    }
-    Ok(())
+fn check_every_chunk<R: Read>(reader: BundleReader<R>) -> anyhow::Result<()> {
+    Ok(reader.read_all(|_, _| Ok(()))?)
 }
 
 fn info(path: &Path, json: bool) -> anyhow::Result<()> {
@@ -348,6 +384,14 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
             c.chunks.len(),
             hex_string(&c.sha256)
         );
+        if let Some(d) = &c.delta {
+            println!(
+                "             delta from base sha256 {} ({} bytes); carries {} new bytes",
+                hex_string(&d.base_sha256),
+                d.base_size,
+                d.data_size
+            );
+        }
     }
     Ok(())
 }
@@ -371,6 +415,11 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
                 "sha256": hex_string(&c.sha256),
                 "chunks": c.chunks.len(),
                 "blocks": c.blocks.as_ref().map(Vec::len),
+                "base": c.delta.as_ref().map(|d| serde_json::json!({
+                    "sha256": hex_string(&d.base_sha256),
+                    "size": d.base_size,
+                    "new_bytes": d.data_size,
+                })),
             })
         })
         .collect();

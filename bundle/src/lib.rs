@@ -11,6 +11,7 @@
 mod chunk;
 #[cfg(any(test, feature = "test-support"))]
 pub mod craft;
+pub mod delta;
 mod error;
 mod frame;
 mod keys;
@@ -33,8 +34,8 @@ pub use manifest::{
 pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
 pub use writer::{
-    create_bundle, BundleInput, CreateOptions, CreateReport, FirmwareInput, ImageInput,
-    DEFAULT_LEVEL,
+    create_bundle, create_delta_bundle, BundleInput, CreateOptions, CreateReport, DeltaImage,
+    FirmwareInput, ImageInput, DEFAULT_LEVEL,
 };
 
 /// Checks a signature entry (the format of a bundle's `manifest.sig`) over `message`; returns the

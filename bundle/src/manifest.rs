@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::delta::Delta;
 use crate::{
     BundleError, ChunkDigest, MANIFEST_ENTRY, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, SIGNATURE_ENTRY,
 };
@@ -281,6 +282,10 @@ pub struct Component {
     /// each); written last because it is the longest.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "block_keys")]
     pub blocks: Option<Vec<u64>>,
+    /// Format 2, instead of `blocks`: the image is rebuilt from a base image the device holds and
+    /// the new blocks in the archive entry (docs/bundle-format.md, "Delta bundles").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<Delta>,
 }
 
 impl Manifest {
@@ -369,6 +374,28 @@ impl Manifest {
                     c.chunks.len()
                 ));
             }
+            if let Some(delta) = &c.delta {
+                if self.format < FORMAT_WITH_BLOCKS || c.kind != ComponentKind::Image {
+                    return invalid(format!(
+                        "component '{}': only images of format {FORMAT_WITH_BLOCKS} can be deltas",
+                        c.name
+                    ));
+                }
+                if c.blocks.is_some() {
+                    return invalid(format!("delta component '{}' has a block index", c.name));
+                }
+                let expected = delta.data_size.div_ceil(u64::from(self.chunk_size));
+                if delta.data_chunks.len() as u64 != expected {
+                    return invalid(format!(
+                        "delta component '{}' of {} data bytes needs {expected} chunk hashes, has {}",
+                        c.name,
+                        delta.data_size,
+                        delta.data_chunks.len()
+                    ));
+                }
+                delta.decoded_ops(c.size)?;
+                continue;
+            }
             match (&c.blocks, self.has_block_index()) {
                 (None, true) => {
                     return invalid(format!("component '{}' has no block index", c.name))
@@ -396,10 +423,21 @@ impl Manifest {
         Ok(())
     }
 
-    /// Whether every component carries a block index (format 2), so that content a device already
-    /// holds can be found and reused.
+    /// Whether the format carries a block index (format 2): every component has one, except a
+    /// delta's.
     pub fn has_block_index(&self) -> bool {
         self.format >= FORMAT_WITH_BLOCKS
+    }
+
+    /// Whether every chunk of every image is in the bundle as a frame of its own, with a block
+    /// index: then a device can fetch only what it lacks (a delta's chunks are rebuilt instead).
+    pub fn fetchable_in_parts(&self) -> bool {
+        self.has_block_index() && self.components.iter().all(|c| c.delta.is_none())
+    }
+
+    /// Whether any component is a delta from a base image.
+    pub fn is_delta(&self) -> bool {
+        self.components.iter().any(|c| c.delta.is_some())
     }
 
     pub fn component_for_class(&self, class: &str) -> Option<&Component> {
@@ -410,7 +448,22 @@ impl Manifest {
 }
 
 impl Component {
-    /// Size of chunk `index` (the last one may be short).
+    /// Bytes of the component's archive entry: the image, or a delta's new blocks.
+    pub fn entry_size(&self) -> u64 {
+        self.delta.as_ref().map_or(self.size, |d| d.data_size)
+    }
+
+    /// The signed SHA-256 of the whole archive entry.
+    pub fn entry_sha256(&self) -> ChunkDigest {
+        self.delta.as_ref().map_or(self.sha256, |d| d.data_sha256)
+    }
+
+    /// The signed SHA-256 of each chunk of the archive entry.
+    pub fn entry_chunks(&self) -> &[ChunkDigest] {
+        self.delta.as_ref().map_or(&self.chunks, |d| &d.data_chunks)
+    }
+
+    /// Size of chunk `index` of the image (the last one may be short).
     pub fn chunk_len(&self, chunk_size: u32, index: u64) -> usize {
         let start = index * u64::from(chunk_size);
         (self.size - start).min(u64::from(chunk_size)) as usize
@@ -456,7 +509,7 @@ pub(crate) fn check_entry_name(name: &str) -> Result<(), BundleError> {
     Ok(())
 }
 
-mod hex_digest {
+pub(crate) mod hex_digest {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     use crate::ChunkDigest;
@@ -478,7 +531,7 @@ mod hex_digest {
     }
 }
 
-mod hex_digests {
+pub(crate) mod hex_digests {
     use serde::ser::SerializeSeq;
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
@@ -554,6 +607,7 @@ mod tests {
                 firmware_version: None,
                 target: None,
                 blocks: None,
+                delta: None,
             }],
         }
     }
@@ -633,6 +687,7 @@ mod tests {
                 chunks: vec![[5; 32]],
                 firmware_version: version.map(Into::into),
                 blocks: None,
+                delta: None,
                 target,
             });
             Manifest::parse(m.to_toml().as_bytes())

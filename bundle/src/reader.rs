@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::frame::FrameStream;
 use crate::tar::{self, EntryHeader, BLOCK};
 use crate::{
-    signature, BundleError, Component, KeyId, Keyring, Manifest, UnverifiedChunk, MANIFEST_ENTRY,
-    MAX_CHUNK_SIZE, MAX_MANIFEST_SIZE, MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
+    signature, BundleError, Component, ImageHasher, KeyId, Keyring, Manifest, UnverifiedChunk,
+    MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_MANIFEST_SIZE, MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
 };
 
 pub struct BundleReader<R> {
@@ -103,7 +103,7 @@ impl<R: Read> BundleReader<R> {
             .iter()
             .map(|c| {
                 let data = at + BLOCK as u64;
-                at += tar::entry_len(c.size);
+                at += tar::entry_len(c.entry_size());
                 data
             })
             .collect();
@@ -145,18 +145,18 @@ impl<R: Read> BundleReader<R> {
                 }
                 Position::InComponent { component, chunk } => {
                     let c = &self.manifest.components[component];
-                    if chunk == c.chunks.len() as u64 {
-                        read_padding(&mut self.frames, &c.entry, c.size)?;
+                    if chunk == c.entry_chunks().len() as u64 {
+                        read_padding(&mut self.frames, &c.entry, c.entry_size())?;
                         self.position = Position::BeforeComponent(component + 1);
                         continue;
                     }
-                    let len = c.chunk_len(self.manifest.chunk_size, chunk);
+                    let len = entry_chunk_len(c, self.manifest.chunk_size, chunk);
                     buf.resize(len, 0);
                     let name = &self.names[component];
                     self.frames
                         .fill(&mut buf, &|| format!("chunk {chunk} of component '{name}'"))?;
                     let offset = chunk * u64::from(self.manifest.chunk_size);
-                    let expected = c.chunks[chunk as usize];
+                    let expected = c.entry_chunks()[chunk as usize];
                     self.position = Position::InComponent {
                         component,
                         chunk: chunk + 1,
@@ -171,6 +171,41 @@ impl<R: Read> BundleReader<R> {
                 }
             }
         }
+    }
+
+    /// Reads the rest of the bundle, handing each verified chunk's data to `sink` with the index
+    /// of its component; checks every archive entry whole against its signed SHA-256, and the end
+    /// of the bundle.
+    pub fn read_all(
+        mut self,
+        mut sink: impl FnMut(usize, &[u8]) -> Result<(), BundleError>,
+    ) -> Result<(), BundleError> {
+        let mut hashers: Vec<ImageHasher> = self
+            .manifest
+            .components
+            .iter()
+            .map(|_| ImageHasher::new())
+            .collect();
+        let mut buf = Vec::new();
+        let mut component = 0;
+        while let Some(chunk) = self.next_chunk(buf)? {
+            let chunk = chunk.verify().map_err(|(e, _)| e)?;
+            while *self.names[component] != *chunk.component() {
+                component += 1;
+            }
+            hashers[component].update(chunk.data());
+            sink(component, chunk.data())?;
+            buf = chunk.into_buffer();
+        }
+        for (c, hasher) in self.manifest.components.iter().zip(hashers) {
+            if hasher.finish() != c.entry_sha256() {
+                return Err(BundleError::Corrupt(format!(
+                    "component '{}': its chunks verify but its whole-image SHA-256 does not",
+                    c.name
+                )));
+            }
+        }
+        self.finish().map(drop)
     }
 
     /// Checks that the archive ended where the manifest says and that the seek table is intact;
@@ -204,6 +239,12 @@ impl<R: Read> BundleReader<R> {
     }
 }
 
+/// Size of chunk `index` of the component's archive entry.
+fn entry_chunk_len(c: &Component, chunk_size: u32, index: u64) -> usize {
+    let start = index * u64::from(chunk_size);
+    (c.entry_size() - start).min(u64::from(chunk_size)) as usize
+}
+
 fn read_header<R: Read>(
     frames: &mut FrameStream<R>,
     expected: &str,
@@ -222,10 +263,12 @@ fn check_component_header(header: &EntryHeader, expected: &Component) -> Result<
             expected: format!("'{}'", expected.entry),
         });
     }
-    if header.size != expected.size {
+    if header.size != expected.entry_size() {
         return Err(BundleError::Corrupt(format!(
             "archive entry '{}' is {} bytes but the manifest says {}",
-            header.name, header.size, expected.size
+            header.name,
+            header.size,
+            expected.entry_size()
         )));
     }
     Ok(())

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::delta::Delta;
 use crate::manifest::check_identifier;
 use crate::seek_table::{SeekEntry, SeekTable};
 use crate::tar::{self, BLOCK};
@@ -164,8 +165,34 @@ pub struct CreateReport {
     pub signers: Vec<KeyId>,
 }
 
+/// An image of a delta bundle: its input's `path` holds the new blocks (`delta::diff`'s data), this
+/// says what they rebuild.
+#[derive(Debug, Clone)]
+pub struct DeltaImage {
+    pub slot_class: String,
+    pub base_sha256: ChunkDigest,
+    pub base_size: u64,
+    pub base_xxh3: u128,
+    pub ops: Vec<u8>,
+    /// The new image's size and signed hashes (from its own bundle).
+    pub size: u64,
+    pub sha256: ChunkDigest,
+    pub chunks: Vec<ChunkDigest>,
+}
+
 pub fn create_bundle(
     input: &BundleInput,
+    keys: &[&SigningKey],
+    output: &Path,
+    options: &CreateOptions,
+) -> Result<CreateReport, BundleError> {
+    create_delta_bundle(input, &[], keys, output, options)
+}
+
+/// A bundle in which the images named in `deltas` are deltas from a base (format 2).
+pub fn create_delta_bundle(
+    input: &BundleInput,
+    deltas: &[DeltaImage],
     keys: &[&SigningKey],
     output: &Path,
     options: &CreateOptions,
@@ -208,7 +235,14 @@ pub fn create_bundle(
                 path.display()
             )));
         }
-        let with_blocks = options.format >= FORMAT_WITH_BLOCKS;
+        let delta = deltas
+            .iter()
+            .find(|d| firmware.is_none() && d.slot_class == name);
+        let entry = match delta {
+            Some(_) => format!("{name}.delta"),
+            None => entry,
+        };
+        let with_blocks = options.format >= FORMAT_WITH_BLOCKS && delta.is_none();
         let (sha256, chunks, blocks) = hash_image(
             &file,
             meta.len(),
@@ -228,10 +262,19 @@ pub fn create_bundle(
             target: firmware.map(|f| f.target.clone()),
             name,
             entry,
-            size: meta.len(),
-            sha256,
-            chunks,
+            size: delta.map_or(meta.len(), |d| d.size),
+            sha256: delta.map_or(sha256, |d| d.sha256),
+            chunks: delta.map_or_else(|| chunks.clone(), |d| d.chunks.clone()),
             blocks: with_blocks.then_some(blocks),
+            delta: delta.map(|d| Delta {
+                base_sha256: d.base_sha256,
+                base_size: d.base_size,
+                base_xxh3: d.base_xxh3,
+                ops: d.ops.clone(),
+                data_size: meta.len(),
+                data_sha256: sha256,
+                data_chunks: chunks,
+            }),
         });
         files.push(file);
     }
@@ -257,12 +300,13 @@ pub fn create_bundle(
         out.entry(MANIFEST_ENTRY, manifest_text.as_bytes())?;
         out.entry(SIGNATURE_ENTRY, &signature_entry)?;
         for (component, file) in manifest.components.iter().zip(&files) {
+            let size = component.entry_size();
             out.structure
-                .extend_from_slice(&tar::encode_header(&component.entry, component.size));
+                .extend_from_slice(&tar::encode_header(&component.entry, size));
             out.flush_structure()?;
-            compress_chunks(file, component.size, options, threads, &mut out)?;
+            compress_chunks(file, size, options, threads, &mut out)?;
             out.structure
-                .resize(out.structure.len() + tar::padding(component.size), 0);
+                .resize(out.structure.len() + tar::padding(size), 0);
         }
         out.structure.resize(out.structure.len() + 2 * BLOCK, 0);
         out.flush_structure()?;

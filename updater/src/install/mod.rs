@@ -9,6 +9,7 @@
 //!    written, the rest after the fsync); only then is the new version recorded and the group
 //!    activated.
 mod adaptive;
+mod delta;
 pub mod from_dir;
 mod pipeline;
 mod policy;
@@ -224,6 +225,22 @@ fn run<R: Read>(
             }
         }
     }
+    // A delta's base, and what the device holds already, are found before anything changes, too.
+    let bases = match manifest.is_delta() {
+        true => delta_bases(config, booted, &manifest, &specs, &names)?,
+        false => Vec::new(),
+    };
+    let plan = match &remote {
+        Some(remote) => {
+            let sources = local_sources(config, booted, &manifest, &specs, &names)?;
+            let plan = Plan::make(&manifest, remote, sources)?;
+            adaptive::log_plan(&manifest, &plan, remote.downloaded());
+            crate::fault::change_after_plan();
+            Some(plan)
+        }
+        None => None,
+    };
+
     // Slots are opened (not changed) before anything changes, so an unwritable one changes nothing.
     let mut files: Vec<Option<std::fs::File>> = manifest
         .components
@@ -236,18 +253,6 @@ fn run<R: Read>(
                 .transpose()
         })
         .collect::<Result<_>>()?;
-    // What the device holds already is found before anything changes, too.
-    let plan = match &remote {
-        Some(remote) => {
-            let sources = local_sources(config, booted, &manifest, &specs, &names)?;
-            let plan = Plan::make(&manifest, remote, sources)?;
-            adaptive::log_plan(&manifest, &plan, remote.downloaded());
-            crate::fault::change_after_plan();
-            Some(plan)
-        }
-        None => None,
-    };
-
     // From here on the target group changes: it must not boot until it is complete and verified.
     boot.make_unbootable(target);
     bootloader.store(&boot)?;
@@ -281,6 +286,9 @@ fn run<R: Read>(
     let data = match (&remote, &plan) {
         (Some(remote), Some(plan)) => {
             Data::Adaptive(Producer::new(&manifest, remote, plan, progress)?)
+        }
+        _ if manifest.is_delta() => {
+            Data::Delta(Box::new(delta::Producer::new(reader, &manifest, bases)?))
         }
         _ => Data::Stream(Box::new(reader)),
     };
@@ -380,10 +388,48 @@ fn local_sources(
     Ok(sources)
 }
 
-/// Where the chunks come from: a bundle read front to back, or made by an adaptive install.
+/// Where the chunks come from: a bundle read front to back, made by an adaptive install, or
+/// rebuilt from a delta.
 enum Data<'a, R> {
     Stream(Box<BundleReader<R>>),
     Adaptive(Producer<'a>),
+    Delta(Box<delta::Producer<'a, R>>),
+}
+
+/// For each component of a delta bundle, where its base is: the booted group's slot of its class,
+/// or else the target slot itself (None for components carried whole).
+fn delta_bases(
+    config: &Config,
+    booted: Group,
+    manifest: &Manifest,
+    specs: &[&Slot],
+    names: &[String],
+) -> Result<Vec<Option<delta::Base>>> {
+    let booted_slots = resolve_group(config, booted)?;
+    manifest
+        .components
+        .iter()
+        .enumerate()
+        .map(|(c, component)| {
+            let (Some(_), Some(class)) = (&component.delta, &component.slot_class) else {
+                return Ok(None);
+            };
+            let mut candidates = Vec::new();
+            if let Some(slot) = booted_slots.get(class) {
+                candidates.push(delta::Candidate {
+                    name: format!("{booted}/{class}"),
+                    path: &slot.path,
+                    is_target: false,
+                });
+            }
+            candidates.push(delta::Candidate {
+                name: names[c].clone(),
+                path: &specs[c].path,
+                is_target: true,
+            });
+            delta::find_base(component, &candidates, manifest.chunk_size).map(Some)
+        })
+        .collect()
 }
 
 /// What an install took from the source and what it reused from the device.
@@ -488,6 +534,18 @@ fn write_and_verify<R: Read>(
             threads,
             progress,
         ),
+        Data::Delta(producer) => {
+            let bases = producer.base_names();
+            pipeline::stream(
+                |buffer| producer.next(buffer),
+                chunk_size,
+                targets,
+                route,
+                threads,
+                progress,
+            )
+            .map_err(|e| delta::base_changed(e, &bases))
+        }
     }?;
     progress.end();
     let transfer = match data {
@@ -500,6 +558,17 @@ fn write_and_verify<R: Read>(
             downloaded: 0,
             reused: producer.reused,
         },
+        Data::Delta(producer) => {
+            let base_bytes = manifest
+                .components
+                .iter()
+                .filter_map(|c| c.delta.as_ref().map(|d| c.size - d.data_size))
+                .sum();
+            Transfer {
+                downloaded: producer.finish()?,
+                reused: base_bytes,
+            }
+        }
     };
     info!(
         seconds = started.elapsed().as_secs_f64(),
