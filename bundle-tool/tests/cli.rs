@@ -535,3 +535,119 @@ fn a_missing_input_is_said_once() {
     assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
     assert!(!d.join("x.zst").exists());
 }
+
+#[test]
+fn delta_from_two_bundles_names_its_base_and_verifies() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    let create = |manifest: &str, output: &str| {
+        ok(&tool(
+            d,
+            &[
+                "create",
+                "--format",
+                "2",
+                "--manifest",
+                manifest,
+                "--key",
+                "release.key",
+                "--output",
+                output,
+            ],
+        ))
+    };
+    create("m.toml", "v1.zst");
+    // v2: the same image with one stretch rewritten and the rest moved on by 3 blocks.
+    let mut image = fs::read(d.join("rootfs.img")).unwrap();
+    image[100_000..110_000].fill(b'#');
+    image.splice(0..0, vec![b'!'; 3 * 4096]);
+    fs::write(d.join("rootfs2.img"), &image).unwrap();
+    let m2 = fs::read_to_string(d.join("m.toml"))
+        .unwrap()
+        .replace("1.0.0", "1.1.0")
+        .replace("rootfs.img", "rootfs2.img");
+    fs::write(d.join("m2.toml"), m2).unwrap();
+    create("m2.toml", "v2.zst");
+
+    let made = ok(&tool(
+        d,
+        &[
+            "delta",
+            "--from",
+            "v1.zst",
+            "--to",
+            "v2.zst",
+            "--key",
+            "release.key",
+            "--keyring",
+            "release.pub",
+            "--output",
+            "d.zst",
+        ],
+    ));
+    assert!(made.contains("delta from 1.0.0 to 1.1.0"), "{made}");
+    let full = fs::metadata(d.join("v2.zst")).unwrap().len();
+    let delta = fs::metadata(d.join("d.zst")).unwrap().len();
+    assert!(delta * 4 < full, "delta {delta}, full {full}");
+    ok(&tool(d, &["verify", "--keyring", "release.pub", "d.zst"]));
+    let info = ok(&tool(d, &["info", "d.zst"]));
+    assert!(info.contains("delta from base sha256"), "{info}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "d.zst"]))).unwrap();
+    let v1: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "v1.zst"]))).unwrap();
+    assert_eq!(
+        json["components"][0]["base"]["sha256"],
+        v1["components"][0]["sha256"]
+    );
+    // No work folder is left behind next to the output.
+    let names: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+
+    // A delta of a delta, or from a bundle signed by another key, is refused.
+    fails(
+        &tool(
+            d,
+            &[
+                "delta",
+                "--from",
+                "d.zst",
+                "--to",
+                "v2.zst",
+                "--key",
+                "release.key",
+                "--output",
+                "dd.zst",
+            ],
+        ),
+        9,
+        "a delta is made from two full bundles",
+    );
+    ok(&tool(d, &["keygen", "--out", "other"]));
+    fails(
+        &tool(
+            d,
+            &[
+                "delta",
+                "--from",
+                "v1.zst",
+                "--to",
+                "v2.zst",
+                "--key",
+                "release.key",
+                "--keyring",
+                "other.pub",
+                "--output",
+                "dx.zst",
+            ],
+        ),
+        5,
+        "signature",
+    );
+    assert!(!d.join("dd.zst").exists() && !d.join("dx.zst").exists());
+}

@@ -68,8 +68,9 @@ pub fn lying_storage(file: &std::fs::File, offset: u64, data: &[u8]) {
 #[inline(always)]
 pub fn lying_storage(_file: &std::fs::File, _offset: u64, _data: &[u8]) {}
 
-/// A slot that changes after the adaptive install read it (a mounted filesystem written to, bit
-/// rot): `UPDATER_CHANGE_AFTER_PLAN=FILE` overwrites FILE's first MiB once the plan is made.
+/// A slot that changes after an install read it (a mounted filesystem written to, bit rot):
+/// `UPDATER_CHANGE_AFTER_PLAN=FILE` overwrites FILE's first MiB once the adaptive plan is made or
+/// a delta's base is found.
 #[cfg(feature = "fault-injection")]
 pub fn change_after_plan() {
     if let Some(path) = std::env::var_os("UPDATER_CHANGE_AFTER_PLAN") {

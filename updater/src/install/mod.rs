@@ -134,7 +134,7 @@ pub fn install_url(
             Ok((reader, served, received))
         };
         let (reader, served, received) = download()?;
-        if !reader.manifest().has_block_index() {
+        if !reader.manifest().fetchable_in_parts() {
             return Ok((reader, None));
         }
         let Some(file) = RangedFile::of(&client, &served, Arc::clone(&cancel)) else {
@@ -227,7 +227,11 @@ fn run<R: Read>(
     }
     // A delta's base, and what the device holds already, are found before anything changes, too.
     let bases = match manifest.is_delta() {
-        true => delta_bases(config, booted, &manifest, &specs, &names)?,
+        true => {
+            let bases = delta_bases(config, booted, &manifest, &specs, &names)?;
+            crate::fault::change_after_plan();
+            bases
+        }
         false => Vec::new(),
     };
     let plan = match &remote {
