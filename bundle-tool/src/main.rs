@@ -352,14 +352,14 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&manifest_json(m))?);
         return Ok(());
     }
-    println!(
-        "format:           {}{}",
-        m.format,
-        match m.has_block_index() {
-            true => " (block index: installs from a URL fetch only what the device lacks)",
-            false => "",
-        }
-    );
+    let note = if m.is_delta() {
+        " (delta: installs on a device that holds its base)"
+    } else if m.has_block_index() {
+        " (block index: installs from a URL fetch only what the device lacks)"
+    } else {
+        ""
+    };
+    println!("format:           {}{note}", m.format);
     println!("compatible:       {}", m.compatible);
     println!("version:          {}", m.version);
     println!("security version: {}", m.security_version);
