@@ -103,9 +103,18 @@ enum Command {
         /// The channel whose index (CHANNEL.toml) is rewritten, e.g. stable.
         #[arg(long)]
         channel: String,
-        /// The bundle to publish.
+        /// The bundle to publish: the release's full bundle, which every updater can install
+        /// (format 1 while devices with older updaters remain).
         #[arg(long, value_name = "B.zst")]
         bundle: PathBuf,
+        /// The same release as a format-2 bundle (create --format 2): updaters that can fetch
+        /// only what their device lacks take this one.
+        #[arg(long, value_name = "A.zst")]
+        adaptive: Option<PathBuf>,
+        /// A delta bundle to the release (bundle-tool delta); repeat for several bases. A device
+        /// that holds a delta's base in its booted group downloads the delta.
+        #[arg(long, value_name = "D.zst")]
+        delta: Vec<PathBuf>,
         /// The keys the devices trust (a .pub file or a folder of them): a bundle that does not
         /// verify against them is refused. Default: the public halves of the --key keys.
         #[arg(long, value_name = "PATH")]
@@ -221,6 +230,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             channel,
             bundle,
+            adaptive,
+            delta,
             keyring,
             min_version,
             rollout,
@@ -231,6 +242,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir: &dir,
             channel: &channel,
             bundle: &bundle,
+            adaptive: adaptive.as_deref(),
+            deltas: &delta,
             min_version,
             rollout,
             seed,

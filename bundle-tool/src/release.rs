@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{ensure, Context};
-use bundle::release::{valid_seed, Release, ReleaseIndex, Rollout};
+use bundle::release::{valid_seed, DeltaArtifact, Release, ReleaseIndex, Rollout};
 use bundle::{BundleReader, Keyring, SigningKey};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -18,6 +18,10 @@ pub struct Request<'a> {
     pub dir: &'a Path,
     pub channel: &'a str,
     pub bundle: &'a Path,
+    /// The same release as a format-2 bundle, fetched in parts by devices that can.
+    pub adaptive: Option<&'a Path>,
+    /// Delta bundles to the release.
+    pub deltas: &'a [PathBuf],
     pub min_version: Option<semver::Version>,
     pub rollout: Option<f64>,
     pub seed: Option<String>,
@@ -45,9 +49,48 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
             Path::new("the --key keys"),
         )?,
     };
-    let (manifest, manifest_sha256) = read_bundle(request.bundle, Some(&keyring)).context(
-        "devices would refuse this bundle; is it signed by a key they trust (--keyring)?",
-    )?;
+    let main = Artifact::read(request.bundle, &keyring)?;
+    let manifest = main.manifest.clone();
+    let adaptive = request
+        .adaptive
+        .map(|path| Artifact::read(path, &keyring))
+        .transpose()?;
+    let deltas = request
+        .deltas
+        .iter()
+        .map(|path| Artifact::read(path, &keyring))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for other in adaptive.iter().chain(&deltas) {
+        ensure!(
+            other.manifest.version == manifest.version
+                && other.manifest.compatible == manifest.compatible,
+            "{} is version {} for '{}', not the release's {} for '{}'",
+            other.path.display(),
+            other.manifest.version,
+            other.manifest.compatible,
+            manifest.version,
+            manifest.compatible
+        );
+    }
+    if let Some(adaptive) = &adaptive {
+        ensure!(
+            adaptive.manifest.fetchable_in_parts(),
+            "--adaptive {}: a full bundle of format 2 is needed (bundle-tool create --format 2)",
+            adaptive.path.display()
+        );
+    }
+    for delta in &deltas {
+        ensure!(
+            delta.manifest.is_delta(),
+            "--delta {}: not a delta bundle (bundle-tool delta makes one)",
+            delta.path.display()
+        );
+    }
+    ensure!(
+        !manifest.is_delta(),
+        "--bundle {}: a delta cannot be a release's full bundle; give it with --delta",
+        request.bundle.display()
+    );
     fs::create_dir_all(request.dir)
         .with_context(|| format!("creating {}", request.dir.display()))?;
     // Held until the index is written, so that two releases into one folder (parallel CI jobs)
@@ -70,22 +113,45 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         manifest.compatible
     );
 
-    let name = request
-        .bundle
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("the bundle path has no file name")?;
+    let mut already = Vec::new();
+    for artifact in std::iter::once(&main).chain(&adaptive).chain(&deltas) {
+        already.push(check_not_replacing(
+            artifact.path,
+            &request.dir.join(&artifact.name),
+            &artifact.manifest_sha256,
+        )?);
+    }
     let release = Release {
         version: manifest.version.clone(),
-        url: name.to_string(),
-        size: fs::metadata(request.bundle)?.len(),
-        manifest_sha256,
+        url: main.name.clone(),
+        size: main.size,
+        manifest_sha256: main.manifest_sha256,
+        adaptive: adaptive.as_ref().map(Artifact::entry),
+        deltas: deltas
+            .iter()
+            .map(|d| DeltaArtifact {
+                base: d
+                    .manifest
+                    .components
+                    .iter()
+                    .filter_map(|c| {
+                        let base = c.delta.as_ref()?;
+                        Some((c.slot_class.clone()?, hex::encode(base.base_sha256)))
+                    })
+                    .collect(),
+                ..Artifact::delta_entry(d)
+            })
+            .collect(),
     };
-    let dest = request.dir.join(name);
-    let already_published = check_not_replacing(request.bundle, &dest, &manifest_sha256)?;
     update_index(&mut index, release, request)?;
-    if !already_published {
-        copy_durably(request.bundle, &dest)?;
+    for (artifact, published) in std::iter::once(&main)
+        .chain(&adaptive)
+        .chain(&deltas)
+        .zip(already)
+    {
+        if !published {
+            copy_durably(artifact.path, &request.dir.join(&artifact.name))?;
+        }
     }
     index.serial += 1;
     index.published = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
@@ -193,6 +259,52 @@ fn seed_for(version: &semver::Version) -> String {
             }
         })
         .collect()
+}
+
+/// A bundle to publish, read whole and verified against the devices' keyring.
+struct Artifact<'a> {
+    path: &'a Path,
+    name: String,
+    size: u64,
+    manifest: bundle::Manifest,
+    manifest_sha256: [u8; 32],
+}
+
+impl<'a> Artifact<'a> {
+    fn read(path: &'a Path, keyring: &Keyring) -> anyhow::Result<Self> {
+        let (manifest, manifest_sha256) = read_bundle(path, Some(keyring)).context(
+            "devices would refuse this bundle; is it signed by a key they trust (--keyring)?",
+        )?;
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no file name", path.display()))?
+            .to_string();
+        Ok(Artifact {
+            path,
+            name,
+            size: fs::metadata(path)?.len(),
+            manifest,
+            manifest_sha256,
+        })
+    }
+
+    fn entry(&self) -> bundle::release::Artifact {
+        bundle::release::Artifact {
+            url: self.name.clone(),
+            size: self.size,
+            manifest_sha256: self.manifest_sha256,
+        }
+    }
+
+    fn delta_entry(&self) -> DeltaArtifact {
+        DeltaArtifact {
+            url: self.name.clone(),
+            size: self.size,
+            manifest_sha256: self.manifest_sha256,
+            base: Default::default(),
+        }
+    }
 }
 
 /// Reads the whole bundle: it must be intact before devices are pointed at it.

@@ -651,3 +651,81 @@ fn delta_from_two_bundles_names_its_base_and_verifies() {
     );
     assert!(!d.join("dd.zst").exists() && !d.join("dx.zst").exists());
 }
+
+#[test]
+fn release_lists_a_format_2_bundle_and_deltas_beside_the_full_bundle() {
+    let dir = release_workspace();
+    let d = dir.path();
+    let create2 = |version: &str, output: &str| {
+        let manifest = fs::read_to_string(d.join("m.toml"))
+            .unwrap()
+            .replace("version = \"1.0.0\"", &format!("version = \"{version}\""));
+        fs::write(d.join("m2.toml"), manifest).unwrap();
+        ok(&tool(
+            d,
+            &[
+                "create",
+                "--format",
+                "2",
+                "--manifest",
+                "m2.toml",
+                "--key",
+                "release.key",
+                "--output",
+                output,
+            ],
+        ));
+    };
+    create2("1.0.0", "f2-1.0.0.zst");
+    create2("1.1.0", "f2-1.1.0.zst");
+    ok(&tool(
+        d,
+        &[
+            "delta",
+            "--from",
+            "f2-1.0.0.zst",
+            "--to",
+            "f2-1.1.0.zst",
+            "--key",
+            "release.key",
+            "--output",
+            "d-1.0.0-1.1.0.zst",
+        ],
+    ));
+    // The wrong kind of bundle in each place, or another version, is refused.
+    let refused = [
+        (vec!["--delta", "f2-1.1.0.zst"], "not a delta bundle"),
+        (
+            vec!["--adaptive", "acme-1.1.0.zst"],
+            "a full bundle of format 2 is needed",
+        ),
+        (vec!["--adaptive", "f2-1.0.0.zst"], "is version 1.0.0"),
+    ];
+    for (extra, message) in refused {
+        fails(&release(d, "acme-1.1.0.zst", &extra), 1, message);
+        assert!(!d.join("www/stable.toml").exists());
+    }
+    ok(&release(
+        d,
+        "acme-1.1.0.zst",
+        &["--adaptive", "f2-1.1.0.zst", "--delta", "d-1.0.0-1.1.0.zst"],
+    ));
+    let index: toml::Value = toml::from_str(&index_of(d)).unwrap();
+    let suggested = &index["suggested"];
+    assert_eq!(suggested["url"].as_str(), Some("acme-1.1.0.zst"));
+    assert_eq!(suggested["adaptive"]["url"].as_str(), Some("f2-1.1.0.zst"));
+    let delta = &suggested["delta"][0];
+    assert_eq!(delta["url"].as_str(), Some("d-1.0.0-1.1.0.zst"));
+    let base: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "f2-1.0.0.zst"]))).unwrap();
+    assert_eq!(
+        delta["base"]["rootfs"].as_str(),
+        base["components"][0]["sha256"].as_str()
+    );
+    for name in ["acme-1.1.0.zst", "f2-1.1.0.zst", "d-1.0.0-1.1.0.zst"] {
+        assert_eq!(
+            fs::read(d.join("www").join(name)).unwrap(),
+            fs::read(d.join(name)).unwrap()
+        );
+    }
+}

@@ -49,6 +49,34 @@ pub struct Release {
     /// any other bundle.
     #[serde(with = "hex_digest")]
     pub manifest_sha256: [u8; 32],
+    /// The same release as a format-2 bundle, which a device fetches in parts (only what it does
+    /// not hold): for fleets whose `url` stays a format-1 bundle for older updaters. Older
+    /// updaters ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive: Option<Artifact>,
+    /// Delta bundles to this release, each from the images named in its `base`.
+    #[serde(default, rename = "delta", skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<DeltaArtifact>,
+}
+
+/// Another bundle of the same release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub url: String,
+    pub size: u64,
+    #[serde(with = "hex_digest")]
+    pub manifest_sha256: [u8; 32],
+}
+
+/// A delta bundle of a release, and the images (slot class to SHA-256) a device must hold in its
+/// booted group to install it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeltaArtifact {
+    pub url: String,
+    pub size: u64,
+    #[serde(with = "hex_digest")]
+    pub manifest_sha256: [u8; 32],
+    pub base: std::collections::BTreeMap<String, String>,
 }
 
 /// A SHA-256 digest written as 64 hex digits; anything else fails the parse, so a release never
@@ -162,6 +190,18 @@ impl ReleaseIndex {
             if release.url.is_empty() {
                 return Err(format!("release {} has no url", release.version));
             }
+            for delta in &release.deltas {
+                let hex_digest = |d: &String| d.len() == 64 && hex::decode(d).is_ok();
+                if delta.url.is_empty()
+                    || delta.base.is_empty()
+                    || !delta.base.values().all(hex_digest)
+                {
+                    return Err(format!(
+                        "a delta of release {} needs a url and a base of SHA-256s",
+                        release.version
+                    ));
+                }
+            }
         }
         if let Some(rollout) = &self.rollout {
             if !(rollout.percent.is_finite() && (0.0..=100.0).contains(&rollout.percent)) {
@@ -245,6 +285,8 @@ mod tests {
             url: format!("acme-{version}.zst"),
             size: 1234,
             manifest_sha256: [0xab; 32],
+            adaptive: None,
+            deltas: Vec::new(),
         }
     }
 

@@ -73,6 +73,9 @@ pub struct ComponentRecord {
     pub slot_class: Option<String>,
     /// Images carry the bundle's version, firmware its own.
     pub version: String,
+    /// The image's SHA-256 (hex), as its bundle signed it: what a delta's base is matched with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 impl ComponentRecord {
@@ -84,6 +87,10 @@ impl ComponentRecord {
                 .firmware_version
                 .clone()
                 .unwrap_or_else(|| bundle_version.to_string()),
+            sha256: component
+                .slot_class
+                .as_ref()
+                .map(|_| hex::encode(component.sha256)),
         }
     }
 }

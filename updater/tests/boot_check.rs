@@ -117,7 +117,8 @@ fn a_healthy_update_is_confirmed_and_raises_the_security_floor() {
         s["slots"]["B"],
         serde_json::json!({
             "bootable": true, "good": true, "tries": 2, "version": "1.1.0",
-            "components": [{"name": "rootfs", "slot_class": "rootfs", "version": "1.1.0"}]
+            "components": [{"name": "rootfs", "slot_class": "rootfs", "version": "1.1.0",
+                            "sha256": s["slots"]["B"]["components"][0]["sha256"].as_str().unwrap()}]
         })
     );
     assert_eq!(s["last_install"]["result"], "confirmed");

@@ -409,3 +409,115 @@ fn defect_03_another_products_index_does_not_raise_this_devices_serial() {
         "has serial 1, older than serial 2 seen before",
     );
 }
+
+/// A device that installed v1 into A (recorded with its image's SHA-256) and runs it; v1 and v2
+/// of the pair as format-2 bundles, and the delta from v1 to v2, on the server.
+fn fleet_with_a_delta(delta_from: &[u8]) -> (Fleet, Vec<u8>, Release, u64) {
+    use bundle::{CreateOptions, FORMAT_WITH_BLOCKS};
+    let fleet = Fleet::new();
+    let (v1, v2) = common::pair::pair();
+    let device = &fleet.device;
+    fs::write(device.path("slots/rootfs-a.img"), &v1).unwrap();
+    fs::create_dir_all(device.path("state")).unwrap();
+    let state = serde_json::json!({ "groups": { "A": { "version": "1.0.0", "installed_at": null,
+        "components": [{ "name": "rootfs", "slot_class": "rootfs", "version": "1.0.0",
+                         "sha256": hex::encode(bundle::hash_chunk(&v1)) }] } } });
+    fs::write(device.path("state/state.json"), state.to_string()).unwrap();
+    let format2 = CreateOptions::for_format(FORMAT_WITH_BLOCKS);
+    let base = device.bundle_of_format(
+        "base.zst",
+        "acme-robot",
+        "1.0.0",
+        0,
+        &[("rootfs", delta_from.to_vec())],
+        &format2,
+    );
+    let new = device.bundle_of_format(
+        "new.zst",
+        "acme-robot",
+        "1.1.0",
+        0,
+        &[("rootfs", v2.clone())],
+        &format2,
+    );
+    let delta = fleet.dir().join("acme-1.0.0-1.1.0.zst");
+    bundle::delta::create(&bundle::delta::DeltaRequest {
+        from: &base,
+        to: &new,
+        keyring: None,
+        keys: &[&device.key],
+        output: &delta,
+        level: 3,
+        threads: Some(2),
+    })
+    .unwrap();
+    fs::copy(&new, fleet.dir().join("acme-1.1.0.zst")).unwrap();
+    let delta_entry = release_of(&delta, "acme-1.0.0-1.1.0.zst");
+    let release = Release {
+        deltas: vec![bundle::release::DeltaArtifact {
+            url: delta_entry.url,
+            size: delta_entry.size,
+            manifest_sha256: delta_entry.manifest_sha256,
+            // What the index says the delta needs: v1, whatever it was made from.
+            base: [("rootfs".to_string(), hex::encode(bundle::hash_chunk(&v1)))].into(),
+        }],
+        ..release_of(&new, "acme-1.1.0.zst")
+    };
+    let delta_size = fs::metadata(&delta).unwrap().len();
+    (fleet, v2, release, delta_size)
+}
+
+#[test]
+fn update_takes_the_delta_when_the_booted_group_holds_its_base() {
+    let (v1, _) = common::pair::pair();
+    let (fleet, v2, release, delta_size) = fleet_with_a_delta(&v1);
+    fleet.publish(
+        &ReleaseIndex {
+            suggested: Some(release),
+            ..fleet.index(1)
+        },
+        &fleet.device.key,
+    );
+    let check = fleet.check();
+    assert_eq!(check["fetch"], "delta", "{check}");
+    assert_eq!(check["url"], fleet.web.url("fleet/acme-1.0.0-1.1.0.zst"));
+    let out = fleet.device.updater(&["update"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fleet.device.slot("b"), v2);
+    let last = &fleet.device.status()["last_install"];
+    assert_eq!(
+        last["downloaded_bytes"].as_u64(),
+        Some(delta_size),
+        "{last}"
+    );
+
+    // Once B runs, the index's delta from v1 no longer applies to it: the full bundle does.
+    fleet.device.set_booted("B");
+    let check = fleet.check();
+    assert_eq!(check["fetch"], "full", "{check}");
+}
+
+#[test]
+fn a_delta_whose_base_the_index_misnames_falls_back_to_the_full_bundle() {
+    // The index says the delta is from v1 (which the device runs); it was made from another image.
+    let (fleet, v2, release, _) = fleet_with_a_delta(&image(8 << 20, 9));
+    fleet.publish(
+        &ReleaseIndex {
+            suggested: Some(release),
+            ..fleet.index(1)
+        },
+        &fleet.device.key,
+    );
+    assert_eq!(fleet.check()["fetch"], "delta");
+    let out = fleet.device.updater(&["update"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("the delta does not apply"), "{stderr}");
+    assert!(stderr.contains("which no slot holds"), "{stderr}");
+    assert_eq!(fleet.device.slot("b"), v2);
+    assert_eq!(fleet.device.status()["next"], "B");
+}

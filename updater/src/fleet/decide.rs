@@ -220,6 +220,8 @@ mod tests {
             url: format!("{version}.zst"),
             size: 1,
             manifest_sha256: [0; 32],
+            adaptive: None,
+            deltas: Vec::new(),
         }
     }
 

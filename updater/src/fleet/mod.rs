@@ -25,10 +25,64 @@ pub struct CheckReport {
     pub channel: String,
     pub index_url: String,
     pub index_serial: u64,
-    /// The bundle's absolute URL, when the decision names a release.
+    /// The bundle's absolute URL, when the decision names a release: the first of `fetches`.
     pub url: Option<String>,
+    /// How it will be fetched: `delta`, `adaptive` or `full`.
+    pub fetch: Option<FetchKind>,
+    /// The ways to fetch the release, smallest first: a delta from what the booted group holds,
+    /// a format-2 bundle fetched in parts, the full bundle.
     #[serde(skip)]
-    pub manifest_sha256: Option<[u8; 32]>,
+    pub fetches: Vec<Fetch>,
+}
+
+crate::names::named! {
+    pub enum FetchKind {
+        Delta = "delta",
+        Adaptive = "adaptive",
+        Full = "full",
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Fetch {
+    pub kind: FetchKind,
+    pub url: String,
+    pub manifest_sha256: [u8; 32],
+}
+
+/// The ways to fetch `release`, smallest first. A delta applies when every image of its base is
+/// what the booted group holds, by the SHA-256 recorded when that group was installed.
+fn fetches(
+    release: &bundle::release::Release,
+    index_url: &str,
+    held: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<Fetch>> {
+    let deltas = release
+        .deltas
+        .iter()
+        .filter(|d| {
+            d.base
+                .iter()
+                .all(|(class, sha)| held.get(class) == Some(sha))
+        })
+        .map(|d| (FetchKind::Delta, &d.url, d.manifest_sha256));
+    let adaptive = release
+        .adaptive
+        .iter()
+        .map(|a| (FetchKind::Adaptive, &a.url, a.manifest_sha256));
+    let full = std::iter::once((FetchKind::Full, &release.url, release.manifest_sha256));
+    deltas
+        .take(1)
+        .chain(adaptive)
+        .chain(full)
+        .map(|(kind, url, manifest_sha256)| {
+            Ok(Fetch {
+                kind,
+                url: resolve(index_url, url)?,
+                manifest_sha256,
+            })
+        })
+        .collect()
 }
 
 pub fn fleet_config(config: &Config) -> Result<&FleetConfig> {
@@ -85,12 +139,20 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         },
     );
     info!(%index_url, serial = index.serial, %signer, update = decision.update, reason = ?decision.reason, "checked the release index");
-    let url = decision
-        .release
-        .as_ref()
-        .map(|r| resolve(&index_url, &r.url))
-        .transpose()?;
-    let manifest_sha256 = decision.release.as_ref().map(|r| r.manifest_sha256);
+    let held = state
+        .groups
+        .get(&booted)
+        .map(|g| {
+            g.components
+                .iter()
+                .filter_map(|c| Some((c.slot_class.clone()?, c.sha256.clone()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fetches = match &decision.release {
+        Some(release) => fetches(release, &index_url, &held)?,
+        None => Vec::new(),
+    };
     if applies {
         remember_serial(config, &serial_key, index.serial);
     }
@@ -99,8 +161,9 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         channel: fleet.channel.clone(),
         index_url,
         index_serial: index.serial,
-        url,
-        manifest_sha256,
+        url: fetches.first().map(|f| f.url.clone()),
+        fetch: fetches.first().map(|f| f.kind),
+        fetches,
     })
 }
 
@@ -112,20 +175,34 @@ pub fn install_checked(
     options: &InstallOptions,
     progress: &Progress,
 ) -> Result<InstallReport> {
-    let url = report
-        .url
-        .as_deref()
+    let (last, first) = report
+        .fetches
+        .split_last()
         .ok_or_else(|| UpdaterError::Usage("the check names no release to install".into()))?;
-    let options = InstallOptions {
-        expect_manifest: report.manifest_sha256,
-        ..options.clone()
+    let install = |fetch: &Fetch| {
+        info!(url = %fetch.url, way = %fetch.kind, "installing");
+        let options = InstallOptions {
+            expect_manifest: Some(fetch.manifest_sha256),
+            ..options.clone()
+        };
+        install_from(
+            config,
+            &source::BundleSource::Url(fetch.url.clone()),
+            &options,
+            progress,
+        )
     };
-    install_from(
-        config,
-        &source::BundleSource::Url(url.to_string()),
-        &options,
-        progress,
-    )
+    for fetch in first {
+        match install(fetch) {
+            // A delta whose base this device does not hold after all (its slot changed, the
+            // index is wrong): the next way still gets the release.
+            Err(UpdaterError::Incompatible(why)) if fetch.kind == FetchKind::Delta => {
+                warn!(url = %fetch.url, "the delta does not apply ({why}); trying the next way");
+            }
+            other => return other,
+        }
+    }
+    install(last)
 }
 
 /// Relative bundle URLs are relative to the index.

@@ -208,5 +208,7 @@ pub fn release_of(bundle: &Path, url: &str) -> bundle::release::Release {
         url: url.into(),
         size: fs::metadata(bundle).unwrap().len(),
         manifest_sha256: reader.manifest_sha256(),
+        adaptive: None,
+        deltas: Vec::new(),
     }
 }
