@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{ensure, Context};
-use bundle::release::{valid_seed, DeltaArtifact, Release, ReleaseIndex, Rollout};
+use bundle::release::{valid_seed, BaseImage, DeltaArtifact, Release, ReleaseIndex, Rollout};
 use bundle::{BundleReader, Keyring, SigningKey};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
@@ -136,7 +136,11 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
                     .iter()
                     .filter_map(|c| {
                         let base = c.delta.as_ref()?;
-                        Some((c.slot_class.clone()?, hex::encode(base.base_sha256)))
+                        let image = BaseImage {
+                            sha256: base.base_sha256,
+                            size: base.base_size,
+                        };
+                        Some((c.slot_class.clone()?, image))
                     })
                     .collect(),
                 ..Artifact::delta_entry(d)

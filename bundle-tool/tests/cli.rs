@@ -719,7 +719,7 @@ fn release_lists_a_format_2_bundle_and_deltas_beside_the_full_bundle() {
     let base: serde_json::Value =
         serde_json::from_str(&ok(&tool(d, &["info", "--json", "f2-1.0.0.zst"]))).unwrap();
     assert_eq!(
-        delta["base"]["rootfs"].as_str(),
+        delta["base"]["rootfs"]["sha256"].as_str(),
         base["components"][0]["sha256"].as_str()
     );
     for name in ["acme-1.1.0.zst", "f2-1.1.0.zst", "d-1.0.0-1.1.0.zst"] {

@@ -68,15 +68,23 @@ pub struct Artifact {
     pub manifest_sha256: [u8; 32],
 }
 
-/// A delta bundle of a release, and the images (slot class to SHA-256) a device must hold in its
-/// booted group to install it.
+/// A delta bundle of a release, and the images (by slot class) a device must hold in its booted
+/// group to install it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeltaArtifact {
     pub url: String,
     pub size: u64,
     #[serde(with = "hex_digest")]
     pub manifest_sha256: [u8; 32],
-    pub base: std::collections::BTreeMap<String, String>,
+    pub base: std::collections::BTreeMap<String, BaseImage>,
+}
+
+/// An image a delta starts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseImage {
+    #[serde(with = "hex_digest")]
+    pub sha256: [u8; 32],
+    pub size: u64,
 }
 
 /// A SHA-256 digest written as 64 hex digits; anything else fails the parse, so a release never
@@ -191,13 +199,9 @@ impl ReleaseIndex {
                 return Err(format!("release {} has no url", release.version));
             }
             for delta in &release.deltas {
-                let hex_digest = |d: &String| d.len() == 64 && hex::decode(d).is_ok();
-                if delta.url.is_empty()
-                    || delta.base.is_empty()
-                    || !delta.base.values().all(hex_digest)
-                {
+                if delta.url.is_empty() || delta.base.is_empty() {
                     return Err(format!(
-                        "a delta of release {} needs a url and a base of SHA-256s",
+                        "a delta of release {} needs a url and a base",
                         release.version
                     ));
                 }

@@ -94,3 +94,15 @@ mod tests {
         );
     }
 }
+
+/// SHA-256 of the first `size` bytes of a file or device; `None` if it is shorter.
+pub fn sha256_of_prefix(path: &Path, size: u64) -> Result<Option<[u8; 32]>> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(UpdaterError::io(format!("opening {}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let copied = std::io::copy(&mut file.take(size), &mut hasher)
+        .map_err(UpdaterError::io(format!("reading {}", path.display())))?;
+    Ok((copied == size).then(|| hasher.finalize().into()))
+}

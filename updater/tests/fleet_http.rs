@@ -459,7 +459,14 @@ fn fleet_with_a_delta(delta_from: &[u8]) -> (Fleet, Vec<u8>, Release, u64) {
             size: delta_entry.size,
             manifest_sha256: delta_entry.manifest_sha256,
             // What the index says the delta needs: v1, whatever it was made from.
-            base: [("rootfs".to_string(), hex::encode(bundle::hash_chunk(&v1)))].into(),
+            base: [(
+                "rootfs".to_string(),
+                bundle::release::BaseImage {
+                    sha256: bundle::hash_chunk(&v1),
+                    size: v1.len() as u64,
+                },
+            )]
+            .into(),
         }],
         ..release_of(&new, "acme-1.1.0.zst")
     };
@@ -520,4 +527,23 @@ fn a_delta_whose_base_the_index_misnames_falls_back_to_the_full_bundle() {
     assert!(stderr.contains("which no slot holds"), "{stderr}");
     assert_eq!(fleet.device.slot("b"), v2);
     assert_eq!(fleet.device.status()["next"], "B");
+}
+
+#[test]
+fn a_group_the_updater_did_not_install_is_recognised_as_a_delta_base_by_its_content() {
+    let (v1, _) = common::pair::pair();
+    let (fleet, _, release, _) = fleet_with_a_delta(&v1);
+    // A factory image: the state knows the version, not the image's hash.
+    fleet.set_running("1.0.0");
+    fleet.publish(
+        &ReleaseIndex {
+            suggested: Some(release),
+            ..fleet.index(1)
+        },
+        &fleet.device.key,
+    );
+    assert_eq!(fleet.check()["fetch"], "delta");
+    // Another image in A: no delta.
+    fs::write(fleet.device.path("slots/rootfs-a.img"), image(8 << 20, 5)).unwrap();
+    assert_eq!(fleet.check()["fetch"], "full");
 }

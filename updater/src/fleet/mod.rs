@@ -51,27 +51,30 @@ pub struct Fetch {
 }
 
 /// The ways to fetch `release`, smallest first. A delta applies when every image of its base is
-/// what the booted group holds, by the SHA-256 recorded when that group was installed.
+/// what the booted group holds: by the SHA-256 recorded when that group was installed, or else (a
+/// group the updater did not install) by hashing the slot.
 fn fetches(
     release: &bundle::release::Release,
     index_url: &str,
-    held: &std::collections::BTreeMap<String, String>,
+    held: &mut Held,
 ) -> Result<Vec<Fetch>> {
-    let deltas = release
-        .deltas
-        .iter()
-        .filter(|d| {
-            d.base
-                .iter()
-                .all(|(class, sha)| held.get(class) == Some(sha))
-        })
-        .map(|d| (FetchKind::Delta, &d.url, d.manifest_sha256));
+    let mut deltas = Vec::new();
+    for delta in &release.deltas {
+        let mut applies = true;
+        for (class, image) in &delta.base {
+            applies = applies && held.holds(class, image)?;
+        }
+        if applies {
+            deltas.push((FetchKind::Delta, &delta.url, delta.manifest_sha256));
+        }
+    }
     let adaptive = release
         .adaptive
         .iter()
         .map(|a| (FetchKind::Adaptive, &a.url, a.manifest_sha256));
     let full = std::iter::once((FetchKind::Full, &release.url, release.manifest_sha256));
     deltas
+        .into_iter()
         .take(1)
         .chain(adaptive)
         .chain(full)
@@ -83,6 +86,30 @@ fn fetches(
             })
         })
         .collect()
+}
+
+/// What the booted group holds, image by image: recorded, or hashed once when asked.
+struct Held {
+    recorded: std::collections::BTreeMap<String, String>,
+    slots: std::collections::BTreeMap<String, crate::slots::Slot>,
+    hashed: std::collections::BTreeMap<(String, u64), [u8; 32]>,
+}
+
+impl Held {
+    fn holds(&mut self, class: &str, image: &bundle::release::BaseImage) -> Result<bool> {
+        if let Some(recorded) = self.recorded.get(class) {
+            return Ok(*recorded == hex::encode(image.sha256));
+        }
+        let Some(slot) = self.slots.get(class) else {
+            return Ok(false);
+        };
+        let key = (class.to_string(), image.size);
+        if !self.hashed.contains_key(&key) {
+            let digest = crate::fsutil::sha256_of_prefix(&slot.path, image.size)?;
+            self.hashed.insert(key.clone(), digest.unwrap_or_default());
+        }
+        Ok(self.hashed[&key] == image.sha256)
+    }
 }
 
 pub fn fleet_config(config: &Config) -> Result<&FleetConfig> {
@@ -139,18 +166,24 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         },
     );
     info!(%index_url, serial = index.serial, %signer, update = decision.update, reason = ?decision.reason, "checked the release index");
-    let held = state
-        .groups
-        .get(&booted)
-        .map(|g| {
-            g.components
-                .iter()
-                .filter_map(|c| Some((c.slot_class.clone()?, c.sha256.clone()?)))
-                .collect()
-        })
-        .unwrap_or_default();
     let fetches = match &decision.release {
-        Some(release) => fetches(release, &index_url, &held)?,
+        Some(release) => {
+            let mut held = Held {
+                recorded: state
+                    .groups
+                    .get(&booted)
+                    .map(|g| {
+                        g.components
+                            .iter()
+                            .filter_map(|c| Some((c.slot_class.clone()?, c.sha256.clone()?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                slots: crate::install::resolve_group(config, booted)?,
+                hashed: Default::default(),
+            };
+            fetches(release, &index_url, &mut held)?
+        }
         None => Vec::new(),
     };
     if applies {
