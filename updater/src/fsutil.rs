@@ -71,6 +71,18 @@ pub fn location_of(path: &Path) -> Result<PathBuf> {
     Ok(fs::canonicalize(parent).map_err(io)?.join(name))
 }
 
+/// SHA-256 of the first `size` bytes of a file or device; `None` if it is shorter.
+pub fn sha256_of_prefix(path: &Path, size: u64) -> Result<Option<[u8; 32]>> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(UpdaterError::io(format!("opening {}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let copied = std::io::copy(&mut file.take(size), &mut hasher)
+        .map_err(UpdaterError::io(format!("reading {}", path.display())))?;
+    Ok((copied == size).then(|| hasher.finalize().into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,16 +105,4 @@ mod tests {
             "{err}"
         );
     }
-}
-
-/// SHA-256 of the first `size` bytes of a file or device; `None` if it is shorter.
-pub fn sha256_of_prefix(path: &Path, size: u64) -> Result<Option<[u8; 32]>> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(UpdaterError::io(format!("opening {}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let copied = std::io::copy(&mut file.take(size), &mut hasher)
-        .map_err(UpdaterError::io(format!("reading {}", path.display())))?;
-    Ok((copied == size).then(|| hasher.finalize().into()))
 }
