@@ -16,7 +16,7 @@ else
 fi
 seed=fuzz/corpus/bundle_reader
 all=(bundle_reader manifest boot_env release_index api_request http_response boot_env_storage
-  signature)
+  signature byte_ranges)
 for target in "${all[@]}"; do mkdir -p "fuzz/corpus/$target"; done
 # Targets named on the command line run alone (two halves can run side by side on two cores).
 targets=("${@:-${all[@]}}")
@@ -37,6 +37,8 @@ printf 'HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 5-9/10\r\nETag: "v1
   > fuzz/corpus/http_response/seed-range
 printf 'HTTP/1.1 302 Found\r\nLocation: ../other/b.zst\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n' \
   > fuzz/corpus/http_response/seed-redirect
+printf '0001\n\r\n--0001\r\nContent-Type: application/zstd\r\nContent-Range: bytes 0-3/20\r\n\r\nabcd\r\n--0001\r\nContent-Range: bytes 10-11/20\r\n\r\nxy\r\n--0001--\r\n' \
+  > fuzz/corpus/byte_ranges/seed-multipart
 grub-editenv "$tmp/grubenv" create
 grub-editenv "$tmp/grubenv" set ORDER="A B" A_LEFT=2 B_LEFT=0 A_OK=1 B_OK=0
 cp "$tmp/grubenv" fuzz/corpus/boot_env_storage/seed-grubenv

@@ -18,10 +18,12 @@ rm -f target/script-checks.log
 DEMO_QEMU=0 bash tests/demo-e2e.sh
 passed "demo end to end"
 # Test hooks never ship: the release binary the demo built has no fault-injection door.
-if grep -qa UPDATER_PAUSE_BEFORE_ACTIVATE target/release/updater; then
+if grep -qaE 'UPDATER_PAUSE_BEFORE_ACTIVATE|UPDATER_CHANGE_AFTER_PLAN' target/release/updater; then
   echo "fault injection is compiled into target/release/updater"
   exit 1
 fi
+bash tests/old-updater.sh
+passed "older updaters reach a format-2 release"
 bash tests/yocto-layer.sh
 passed "Yocto layer"
 bash scripts/fuzz-smoke.sh

@@ -71,16 +71,18 @@ pub fn location_of(path: &Path) -> Result<PathBuf> {
     Ok(fs::canonicalize(parent).map_err(io)?.join(name))
 }
 
-/// SHA-256 of the first `size` bytes of a file or device; `None` if it is shorter.
+/// SHA-256 of the first `size` bytes a file or device holds (past the page cache: see
+/// `storage`); `None` if it is shorter.
 pub fn sha256_of_prefix(path: &Path, size: u64) -> Result<Option<[u8; 32]>> {
     use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let file = std::fs::File::open(path)
+    let storage = crate::storage::Storage::open(path)
         .map_err(UpdaterError::io(format!("opening {}", path.display())))?;
     let mut hasher = Sha256::new();
-    let copied = std::io::copy(&mut file.take(size), &mut hasher)
-        .map_err(UpdaterError::io(format!("reading {}", path.display())))?;
-    Ok((copied == size).then(|| hasher.finalize().into()))
+    match std::io::copy(&mut storage.prefix(size), &mut hasher) {
+        Ok(_) => Ok(Some(hasher.finalize().into())),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(UpdaterError::io(format!("reading {}", path.display()))(e)),
+    }
 }
 
 #[cfg(test)]

@@ -51,3 +51,33 @@ pub fn boot_environments(bytes: &[u8]) {
         let _ = file::parse(text);
     }
 }
+
+/// A `multipart/byteranges` body as a server or a man in the middle sends it (first line: the
+/// boundary), read part by part the way an adaptive install reads it; and the same bytes as a
+/// delta's ops.
+pub fn byte_ranges(bytes: &[u8]) {
+    use std::io::Read;
+    if let Ok(ops) = bundle::delta::decode(bytes) {
+        let _ = ops.len();
+    }
+    let Some(split) = bytes.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let Ok(boundary) = std::str::from_utf8(&bytes[..split]) else {
+        return;
+    };
+    let _ = crate::net::ranges::ContentRange::parse(boundary);
+    let mut body = std::io::BufReader::new(&bytes[split + 1..]);
+    let mut parts = crate::net::ranges::Parts::new(&mut body, boundary);
+    while let Ok(Some(range)) = parts.next_part() {
+        let mut sink = Vec::new();
+        if parts
+            .body()
+            .take(range.bytes())
+            .read_to_end(&mut sink)
+            .is_err()
+        {
+            return;
+        }
+    }
+}

@@ -27,6 +27,7 @@ pub mod slots;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod storage;
 
 pub use config::Config;
 pub use error::{Result, UpdaterError};

@@ -106,6 +106,13 @@ impl Held {
         let key = (class.to_string(), image.size);
         if !self.hashed.contains_key(&key) {
             let digest = crate::fsutil::sha256_of_prefix(&slot.path, image.size)?;
+            info!(
+                class,
+                slot = %slot.path.display(),
+                bytes = image.size,
+                sha256 = %digest.map(hex::encode).unwrap_or_default(),
+                "hashed the booted slot to match delta bases"
+            );
             self.hashed.insert(key.clone(), digest.unwrap_or_default());
         }
         Ok(self.hashed[&key] == image.sha256)

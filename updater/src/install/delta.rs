@@ -3,9 +3,7 @@
 //! by SHA-256 before anything changes) and new blocks streamed from the bundle (checked against
 //! their own signed hashes as they arrive). Every rebuilt chunk is checked against the new image's
 //! signed chunk hash before it is written.
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 
 use bundle::delta::Op;
 use bundle::{
@@ -15,11 +13,13 @@ use tracing::info;
 
 use super::pipeline::Incoming;
 use crate::error::{Result, UpdaterError};
+use crate::storage::Storage;
 
 /// Where the device holds a delta's base.
 pub struct Base {
     pub name: String,
-    pub file: File,
+    /// Read past the page cache (see `storage`): a mounted base shows other bytes through it.
+    pub storage: Storage,
     /// The base is the slot being written: its blocks must be read before they are overwritten.
     pub is_target: bool,
 }
@@ -37,17 +37,22 @@ pub struct Candidate<'a> {
 pub fn find_base(component: &Component, candidates: &[Candidate], chunk_size: u32) -> Result<Base> {
     let delta = component.delta.as_ref().expect("a delta component");
     for candidate in candidates {
-        let Ok(file) = File::open(candidate.path) else {
+        let Ok(storage) = Storage::open(candidate.path) else {
             continue;
         };
-        let fingerprint = bundle::delta::fingerprint(&file, delta.base_size).map_err(
-            UpdaterError::io(format!("reading {} for a delta's base", candidate.name)),
-        )?;
+        let reading = UpdaterError::io(format!("reading {} for a delta's base", candidate.name));
+        let fingerprint =
+            match bundle::delta::fingerprint(storage.prefix(delta.base_size), delta.base_size) {
+                Ok(fingerprint) => fingerprint,
+                // Shorter than the base: not it.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
+                Err(e) => return Err(reading(e)),
+            };
         if fingerprint == Some(delta.base_xxh3) {
             info!(slot = %candidate.name, component = %component.name, "delta base found");
             let base = Base {
                 name: candidate.name.clone(),
-                file,
+                storage,
                 is_target: candidate.is_target,
             };
             if base.is_target {
@@ -186,7 +191,7 @@ impl<'a, R: Read> Producer<'a, R> {
             let piece = &mut buffer[at..at + len];
             match from {
                 Some(from) => base
-                    .file
+                    .storage
                     .read_exact_at(piece, (from + used) * u64::from(BLOCK_SIZE))
                     .map_err(UpdaterError::io(format!(
                         "reading the base in {}",

@@ -1,0 +1,153 @@
+//! Reading what a slot's storage holds, not what the page cache shows of it. A mounted file
+//! system keeps some of its metadata in the block device's page cache and changes it there (ext4
+//! updates its superblock in memory even when mounted read-only), so a booted slot read through
+//! the cache differs from the image that was written to it. A delta's base is compared and copied
+//! with `O_DIRECT` reads instead, which bypass the cache; where the kernel refuses them (tmpfs),
+//! plain reads serve, since nothing is mounted from such a file.
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Direct reads must start, end and land in memory on multiples of the device's logical block
+/// size; 4 KiB covers every device in use.
+const ALIGN: usize = 4096;
+
+pub struct Storage {
+    file: File,
+    direct: bool,
+    /// The last window read directly (start, bytes): copies from a base mostly run forwards, and
+    /// direct reads have no readahead.
+    window: std::cell::RefCell<(u64, Vec<u8>)>,
+}
+
+/// Bytes a direct read fetches at least, for the reads after it.
+const WINDOW: usize = 256 << 10;
+
+impl Storage {
+    pub fn open(path: &Path) -> io::Result<Storage> {
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(file) => Ok(Storage {
+                file,
+                direct: true,
+                window: Default::default(),
+            }),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Storage {
+                file: File::open(path)?,
+                direct: false,
+                window: Default::default(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fills `out` from `offset`; short only where the storage ends (an error then).
+    pub fn read_exact_at(&self, out: &mut [u8], offset: u64) -> io::Result<()> {
+        if !self.direct {
+            return self.file.read_exact_at(out, offset);
+        }
+        let mut window = self.window.borrow_mut();
+        let (start, bytes) = &*window;
+        let end = offset + out.len() as u64;
+        if offset < *start || end > start + bytes.len() as u64 {
+            let from = offset - offset % ALIGN as u64;
+            let len = ((end - from) as usize).max(WINDOW);
+            *window = (from, self.read_direct(from, len)?);
+        }
+        let (start, bytes) = &*window;
+        let at = (offset - start) as usize;
+        let got = bytes
+            .get(at..at + out.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        out.copy_from_slice(got);
+        Ok(())
+    }
+
+    /// Up to `want` bytes from the aligned offset `start` (fewer where the storage ends).
+    fn read_direct(&self, start: u64, want: usize) -> io::Result<Vec<u8>> {
+        let len = want.div_ceil(ALIGN) * ALIGN;
+        let mut scratch = vec![0u8; len + ALIGN];
+        let at = scratch.as_ptr().align_offset(ALIGN);
+        let aligned = &mut scratch[at..at + len];
+        let mut filled = 0;
+        while filled < len {
+            match self
+                .file
+                .read_at(&mut aligned[filled..], start + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    // A direct read ends short, and unaligned, only at the end of the storage.
+                    if filled % ALIGN != 0 {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(aligned[..filled].to_vec())
+    }
+
+    /// The first `size` bytes in order, in pieces, for hashing; reading past the storage's end is
+    /// an error.
+    pub fn prefix(&self, size: u64) -> Prefix<'_> {
+        Prefix {
+            storage: self,
+            at: 0,
+            size,
+        }
+    }
+}
+
+/// The bytes of a storage from its start up to a size, as `Read`.
+pub struct Prefix<'a> {
+    storage: &'a Storage,
+    at: u64,
+    size: u64,
+}
+
+impl Read for Prefix<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (buf.len().min(1 << 20) as u64).min(self.size - self.at) as usize;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.storage.read_exact_at(&mut buf[..n], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_at_any_offset_and_length_equal_plain_reads() {
+        // Under target/, not /tmp: tmpfs refuses direct reads, and this should exercise them.
+        let dir = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")).unwrap();
+        let path = dir.path().join("slot");
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let storage = Storage::open(&path).unwrap();
+        for (offset, len) in [(0, 4096), (1, 10), (4095, 2), (8192, 60_000), (69_990, 10)] {
+            let mut out = vec![0u8; len];
+            storage.read_exact_at(&mut out, offset as u64).unwrap();
+            assert_eq!(out, data[offset..offset + len], "{offset}+{len}");
+        }
+        let mut out = [0u8; 20];
+        assert!(storage.read_exact_at(&mut out, 69_990).is_err());
+        let mut all = Vec::new();
+        storage
+            .prefix(data.len() as u64)
+            .read_to_end(&mut all)
+            .unwrap();
+        assert_eq!(all, data);
+    }
+}
