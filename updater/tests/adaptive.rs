@@ -11,7 +11,6 @@ use std::process::Output;
 use std::sync::Arc;
 use std::thread;
 
-use bundle::{CreateOptions, FORMAT_WITH_BLOCKS};
 use common::device::{assert_fails, Device};
 use common::pair::pair;
 use common::web::{Fault, Nginx, Proxy};
@@ -29,14 +28,7 @@ fn setup() -> Setup {
     let device = Device::new();
     let (v1, v2) = pair();
     fs::write(device.path("slots/rootfs-a.img"), &v1).unwrap();
-    let bundle = device.bundle_of_format(
-        "v2.zst",
-        "acme-robot",
-        "1.1.0",
-        0,
-        &[("rootfs", v2.clone())],
-        &CreateOptions::for_format(FORMAT_WITH_BLOCKS),
-    );
+    let bundle = device.format2_bundle("v2.zst", "1.1.0", &v2);
     let nginx = Nginx::serve(device.dir.path());
     Setup {
         device,

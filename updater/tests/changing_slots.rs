@@ -1,41 +1,35 @@
-//! A slot that changes after the adaptive install read it (a mounted filesystem written to, bit
-//! rot): the chunks assembled from it no longer match their signed hashes, so they are fetched
-//! instead, and the installed image is still exactly the release.
+//! A slot that changes after an install read it (a mounted filesystem written to, bit rot): the
+//! chunks an adaptive install assembled from it no longer match their signed hashes, so they are
+//! fetched instead, and the installed image is still exactly the release; a delta's base that
+//! changes fails the install with the group left unbootable.
 //!
 //! Run: cargo test -p updater --features fault-injection --test changing_slots
 #![cfg(feature = "fault-injection")]
 mod common;
 use std::fs;
 
-use bundle::{CreateOptions, FORMAT_WITH_BLOCKS};
-use common::device::Device;
+use common::device::{assert_fails, Device};
 use common::pair::pair;
 use common::web::Nginx;
 
-#[test]
-fn blocks_that_change_after_they_were_read_are_fetched_instead() {
+const CHANGE: &str = "UPDATER_CHANGE_AFTER_PLAN";
+
+/// A device running v1 in A, and v1 and v2 as format-2 bundles.
+fn device_running_v1() -> (Device, Vec<u8>, Vec<u8>) {
     let device = Device::new();
     let (v1, v2) = pair();
     fs::write(device.path("slots/rootfs-a.img"), &v1).unwrap();
-    device.bundle_of_format(
-        "v2.zst",
-        "acme-robot",
-        "1.1.0",
-        0,
-        &[("rootfs", v2.clone())],
-        &CreateOptions::for_format(FORMAT_WITH_BLOCKS),
-    );
+    device.format2_bundle("v1.zst", "1.0.0", &v1);
+    device.format2_bundle("v2.zst", "1.1.0", &v2);
+    (device, v1, v2)
+}
+
+#[test]
+fn blocks_that_change_after_they_were_read_are_fetched_instead() {
+    let (device, _, v2) = device_running_v1();
     let nginx = Nginx::serve(device.dir.path());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updater"))
-        .arg("--config")
-        .arg(device.path("system.toml"))
-        .args(["install", &nginx.url("v2.zst")])
-        .env(
-            "UPDATER_CHANGE_AFTER_PLAN",
-            device.path("slots/rootfs-a.img"),
-        )
-        .output()
-        .unwrap();
+    let slot_a = device.path("slots/rootfs-a.img");
+    let out = device.updater_with_env(&["install", &nginx.url("v2.zst")], &[(CHANGE, &slot_a)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -52,49 +46,17 @@ fn blocks_that_change_after_they_were_read_are_fetched_instead() {
 
 #[test]
 fn a_delta_base_that_changes_while_it_is_read_leaves_the_group_unbootable() {
-    let device = Device::new();
-    let (v1, v2) = pair();
-    fs::write(device.path("slots/rootfs-a.img"), &v1).unwrap();
-    let format2 = CreateOptions::for_format(FORMAT_WITH_BLOCKS);
-    let old = device.bundle_of_format(
-        "v1.zst",
-        "acme-robot",
-        "1.0.0",
-        0,
-        &[("rootfs", v1)],
-        &format2,
+    let (device, _, _) = device_running_v1();
+    let delta = device.delta(
+        &device.path("v1.zst"),
+        &device.path("v2.zst"),
+        &device.key,
+        "d.zst",
     );
-    let new = device.bundle_of_format(
-        "v2.zst",
-        "acme-robot",
-        "1.1.0",
-        0,
-        &[("rootfs", v2)],
-        &format2,
-    );
-    let delta = device.path("d.zst");
-    bundle::delta::create(&bundle::delta::DeltaRequest {
-        from: &old,
-        to: &new,
-        keyring: None,
-        keys: &[&device.key],
-        output: &delta,
-        level: 3,
-        threads: Some(2),
-    })
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_updater"))
-        .arg("--config")
-        .arg(device.path("system.toml"))
-        .args(["--quiet", "install"])
-        .arg(&delta)
-        .env(
-            "UPDATER_CHANGE_AFTER_PLAN",
-            device.path("slots/rootfs-a.img"),
-        )
-        .output()
-        .unwrap();
-    common::device::assert_fails(&out, 6, "the base changed while it was read");
+    let slot_a = device.path("slots/rootfs-a.img");
+    let delta = delta.to_str().unwrap();
+    let out = device.updater_with_env(&["--quiet", "install", delta], &[(CHANGE, &slot_a)]);
+    assert_fails(&out, 6, "the base changed while it was read");
     let status = device.status();
     assert_eq!(status["slots"]["B"]["bootable"], false);
     assert_eq!(status["next"], "A");

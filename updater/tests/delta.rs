@@ -3,11 +3,10 @@
 //! changed, refuses the delta before anything is written.
 mod common;
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Output;
 
-use bundle::{CreateOptions, SigningKey, FORMAT_WITH_BLOCKS};
+use bundle::SigningKey;
 use common::device::{assert_fails, assert_refused_untouched, Device};
 use common::pair::pair;
 use common::web::Nginx;
@@ -19,40 +18,14 @@ struct Setup {
     delta: PathBuf,
 }
 
-fn delta_between(device: &Device, from: &Path, to: &Path, key: &SigningKey, name: &str) -> PathBuf {
-    let output = device.path(name);
-    bundle::delta::create(&bundle::delta::DeltaRequest {
-        from,
-        to,
-        keyring: None,
-        keys: &[key],
-        output: &output,
-        level: 3,
-        threads: Some(2),
-    })
-    .unwrap();
-    output
-}
-
 /// A device running v1 in A; full bundles of v1 and v2, and the delta from one to the other.
 fn setup() -> Setup {
     let device = Device::new();
     let (v1, v2) = pair();
     fs::write(device.path("slots/rootfs-a.img"), &v1).unwrap();
-    let format2 = CreateOptions::for_format(FORMAT_WITH_BLOCKS);
-    let full = |name: &str, version: &str, image: &[u8]| {
-        device.bundle_of_format(
-            name,
-            "acme-robot",
-            version,
-            0,
-            &[("rootfs", image.to_vec())],
-            &format2,
-        )
-    };
-    let old = full("v1.zst", "1.0.0", &v1);
-    let new = full("v2.zst", "1.1.0", &v2);
-    let delta = delta_between(&device, &old, &new, &device.key, "v1-v2.zst");
+    let old = device.format2_bundle("v1.zst", "1.0.0", &v1);
+    let new = device.format2_bundle("v2.zst", "1.1.0", &v2);
+    let delta = device.delta(&old, &new, &device.key, "v1-v2.zst");
     Setup {
         device,
         v1,
@@ -99,22 +72,7 @@ fn a_delta_holds_only_the_new_blocks_and_rebuilds_the_new_image_from_the_base() 
 #[test]
 fn a_delta_installs_from_stdin_and_from_a_url() {
     let s = setup();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_updater"))
-        .arg("--config")
-        .arg(s.device.path("system.toml"))
-        .args(["install", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&fs::read(&s.delta).unwrap())
-        .unwrap();
-    succeeded(&child.wait_with_output().unwrap());
+    succeeded(&s.device.install_stdin(&fs::read(&s.delta).unwrap()));
     assert_installed(&s);
 
     fs::write(s.device.path("slots/rootfs-b.img"), "old B").unwrap();
@@ -152,22 +110,10 @@ fn a_delta_that_would_need_two_steps_is_refused_untouched() {
     let s = setup();
     let mut v3 = s.v2.clone();
     v3[..4096].fill(b'z');
-    let format2 = CreateOptions::for_format(FORMAT_WITH_BLOCKS);
-    let v3 = s.device.bundle_of_format(
-        "v3.zst",
-        "acme-robot",
-        "1.2.0",
-        0,
-        &[("rootfs", v3)],
-        &format2,
-    );
-    let later = delta_between(
-        &s.device,
-        &s.device.path("v2.zst"),
-        &v3,
-        &s.device.key,
-        "v2-v3.zst",
-    );
+    let v3 = s.device.format2_bundle("v3.zst", "1.2.0", &v3);
+    let later = s
+        .device
+        .delta(&s.device.path("v2.zst"), &v3, &s.device.key, "v2-v3.zst");
     let before = s.device.snapshot();
     assert_fails(&s.device.install(&later), 6, "which no slot holds");
     assert_eq!(s.device.snapshot(), before, "something was written");
@@ -188,8 +134,7 @@ fn a_truncated_or_resigned_delta_is_refused() {
     assert_eq!(s.device.slot("a"), s.v1);
 
     let (stranger, _) = SigningKey::generate().unwrap();
-    let resigned = delta_between(
-        &s.device,
+    let resigned = s.device.delta(
         &s.device.path("v1.zst"),
         &s.device.path("v2.zst"),
         &stranger,
@@ -216,22 +161,10 @@ fn a_base_in_the_target_slot_works_unless_it_would_be_overwritten_first() {
     for at in [10_000, 3_000_000, 7_000_000] {
         patched[at..at + 100].fill(b'#');
     }
-    let format2 = CreateOptions::for_format(FORMAT_WITH_BLOCKS);
-    let new = s.device.bundle_of_format(
-        "p.zst",
-        "acme-robot",
-        "1.1.0",
-        0,
-        &[("rootfs", patched.clone())],
-        &format2,
-    );
-    let delta = delta_between(
-        &s.device,
-        &s.device.path("v1.zst"),
-        &new,
-        &s.device.key,
-        "v1-p.zst",
-    );
+    let new = s.device.format2_bundle("p.zst", "1.1.0", &patched);
+    let delta = s
+        .device
+        .delta(&s.device.path("v1.zst"), &new, &s.device.key, "v1-p.zst");
     succeeded(&s.device.install(&delta));
     assert_eq!(s.device.slot("b"), patched);
     assert_eq!(s.device.status()["next"], "B");

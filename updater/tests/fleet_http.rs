@@ -413,7 +413,6 @@ fn defect_03_another_products_index_does_not_raise_this_devices_serial() {
 /// A device that installed v1 into A (recorded with its image's SHA-256) and runs it; v1 and v2
 /// of the pair as format-2 bundles, and the delta from v1 to v2, on the server.
 fn fleet_with_a_delta(delta_from: &[u8]) -> (Fleet, Vec<u8>, Release, u64) {
-    use bundle::{CreateOptions, FORMAT_WITH_BLOCKS};
     let fleet = Fleet::new();
     let (v1, v2) = common::pair::pair();
     let device = &fleet.device;
@@ -423,34 +422,10 @@ fn fleet_with_a_delta(delta_from: &[u8]) -> (Fleet, Vec<u8>, Release, u64) {
         "components": [{ "name": "rootfs", "slot_class": "rootfs", "version": "1.0.0",
                          "sha256": hex::encode(bundle::hash_chunk(&v1)) }] } } });
     fs::write(device.path("state/state.json"), state.to_string()).unwrap();
-    let format2 = CreateOptions::for_format(FORMAT_WITH_BLOCKS);
-    let base = device.bundle_of_format(
-        "base.zst",
-        "acme-robot",
-        "1.0.0",
-        0,
-        &[("rootfs", delta_from.to_vec())],
-        &format2,
-    );
-    let new = device.bundle_of_format(
-        "new.zst",
-        "acme-robot",
-        "1.1.0",
-        0,
-        &[("rootfs", v2.clone())],
-        &format2,
-    );
-    let delta = fleet.dir().join("acme-1.0.0-1.1.0.zst");
-    bundle::delta::create(&bundle::delta::DeltaRequest {
-        from: &base,
-        to: &new,
-        keyring: None,
-        keys: &[&device.key],
-        output: &delta,
-        level: 3,
-        threads: Some(2),
-    })
-    .unwrap();
+    let base = device.format2_bundle("base.zst", "1.0.0", delta_from);
+    let new = device.format2_bundle("new.zst", "1.1.0", &v2);
+    let delta = device.delta(&base, &new, &device.key, "acme-1.0.0-1.1.0.zst");
+    fs::copy(&delta, fleet.dir().join("acme-1.0.0-1.1.0.zst")).unwrap();
     fs::copy(&new, fleet.dir().join("acme-1.1.0.zst")).unwrap();
     let delta_entry = release_of(&delta, "acme-1.0.0-1.1.0.zst");
     let release = Release {

@@ -3,8 +3,7 @@
 //! that the running system and the recovery group were not touched.
 mod common;
 use std::fs;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use bundle::craft::{assemble, assemble_framed, entries_of, signature_entry, RawEntry};
 use bundle::{SeekTable, SigningKey};
@@ -51,22 +50,7 @@ fn install_writes_the_inactive_group_byte_for_byte_and_makes_it_next() {
 fn install_from_standard_input() {
     let device = Device::new();
     let (bundle, rootfs) = device.bundle("1.1.0");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_updater"))
-        .arg("--config")
-        .arg(device.path("system.toml"))
-        .args(["install", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&fs::read(bundle).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = device.install_stdin(&fs::read(bundle).unwrap());
     assert!(
         out.status.success(),
         "{}",

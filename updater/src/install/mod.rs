@@ -521,36 +521,24 @@ fn write_and_verify<R: Read>(
     // The read-back's threads, beside the writer and after the fsync alike.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk_size = manifest.chunk_size as usize;
-    let left = match &mut data {
-        Data::Stream(reader) => pipeline::stream(
-            |buffer| Ok(reader.next_chunk(buffer)?.map(Incoming::Unverified)),
-            chunk_size,
-            targets,
-            route,
-            threads,
-            progress,
-        ),
-        Data::Adaptive(producer) => pipeline::stream(
-            |buffer| producer.next(buffer),
-            chunk_size,
-            targets,
-            route,
-            threads,
-            progress,
-        ),
-        Data::Delta(producer) => {
-            let bases = producer.base_names();
-            pipeline::stream(
-                |buffer| producer.next(buffer),
-                chunk_size,
-                targets,
-                route,
-                threads,
-                progress,
-            )
-            .map_err(|e| delta::base_changed(e, &bases))
+    let bases = match &data {
+        Data::Delta(producer) => Some(producer.base_names()),
+        _ => None,
+    };
+    let next: Box<dyn FnMut(Vec<u8>) -> Result<Option<Incoming>> + '_> = match &mut data {
+        Data::Stream(reader) => {
+            Box::new(|buffer| Ok(reader.next_chunk(buffer)?.map(Incoming::Unverified)))
         }
-    }?;
+        Data::Adaptive(producer) => Box::new(|buffer| producer.next(buffer)),
+        Data::Delta(producer) => Box::new(|buffer| producer.next(buffer)),
+    };
+    let left =
+        pipeline::stream(next, chunk_size, targets, route, threads, progress).map_err(|e| {
+            match &bases {
+                Some(bases) => delta::base_changed(e, bases),
+                None => e,
+            }
+        })?;
     progress.end();
     let transfer = match data {
         // The archive must end exactly where the manifest says, seek table included.

@@ -106,6 +106,59 @@ impl Device {
         out
     }
 
+    /// A format-2 bundle (block index, 64 KiB chunks) of one rootfs image.
+    pub fn format2_bundle(&self, name: &str, version: &str, rootfs: &[u8]) -> PathBuf {
+        let options = CreateOptions::for_format(bundle::FORMAT_WITH_BLOCKS);
+        let images = [("rootfs", rootfs.to_vec())];
+        self.bundle_of_format(name, "acme-robot", version, 0, &images, &options)
+    }
+
+    /// The delta bundle from `from` to `to`, signed with `key`, written to `name`.
+    pub fn delta(&self, from: &Path, to: &Path, key: &SigningKey, name: &str) -> PathBuf {
+        let output = self.path(name);
+        bundle::delta::create(&bundle::delta::DeltaRequest {
+            from,
+            to,
+            keyring: None,
+            keys: &[key],
+            output: &output,
+            level: 3,
+            threads: Some(2),
+        })
+        .unwrap();
+        output
+    }
+
+    /// `updater install -` with `bytes` on its standard input.
+    pub fn install_stdin(&self, bytes: &[u8]) -> Output {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_updater"))
+            .arg("--config")
+            .arg(self.path("system.toml"))
+            .args(["install", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// The updater on this device's config with extra environment (test hooks).
+    pub fn updater_with_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_updater"));
+        command
+            .arg("--config")
+            .arg(self.path("system.toml"))
+            .args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    }
+
     pub fn bundle(&self, version: &str) -> (PathBuf, Vec<u8>) {
         let rootfs = image(2 * 1024 * 1024 + 4321, 3);
         let path = self.bundle_with(
