@@ -33,7 +33,8 @@ fn install_writes_the_inactive_group_byte_for_byte_and_makes_it_next() {
         status["slots"]["B"],
         serde_json::json!({
             "bootable": true, "good": false, "tries": 2, "version": "1.1.0",
-            "components": [{"name": "rootfs", "slot_class": "rootfs", "version": "1.1.0"}]
+            "components": [{"name": "rootfs", "slot_class": "rootfs", "version": "1.1.0",
+                            "sha256": hex::encode(bundle::hash_chunk(&rootfs))}]
         })
     );
     assert_eq!(status["slots"]["A"]["good"], true);
