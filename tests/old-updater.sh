@@ -74,7 +74,8 @@ set +e
 "$old" --config "$run/dev/system.toml" install "$run/acme-1.1.0-f2.zst" 2> "$run/old-f2.err"
 code=$?
 set -e
-[ "$code" = 4 ] && grep -q "format 2 is not supported" "$run/old-f2.err" || fail "old updater on format 2: exit $code, $(cat "$run/old-f2.err")"
+# It predates the format check that comes first now; it stops at the first key it does not know.
+[ "$code" = 4 ] && grep -q "manifest is invalid: unknown field \`blocks\`" "$run/old-f2.err" || fail "old updater on format 2: exit $code, $(cat "$run/old-f2.err")"
 [ "$(cat "$run/dev/slots/b.img")" = "old B" ] || fail "the old updater wrote a format-2 bundle's slot"
 
 device

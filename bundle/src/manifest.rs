@@ -292,6 +292,17 @@ impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Self, BundleError> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| BundleError::InvalidManifest("not UTF-8 text".into()))?;
+        // The format first: a later format's new keys must not hide that it is a later format.
+        #[derive(Deserialize)]
+        struct Format {
+            format: Option<u32>,
+        }
+        if let Ok(Format {
+            format: Some(format),
+        }) = toml::from_str(text)
+        {
+            check_format(format)?;
+        }
         let manifest: Manifest = toml::from_str(text).map_err(|e| {
             BundleError::InvalidManifest(e.message().trim_end_matches('\n').to_string())
         })?;
@@ -305,13 +316,7 @@ impl Manifest {
 
     pub fn validate(&self) -> Result<(), BundleError> {
         let invalid = |msg: String| Err(BundleError::InvalidManifest(msg));
-        if !(FORMAT_VERSION..=FORMAT_WITH_BLOCKS).contains(&self.format) {
-            return invalid(format!(
-                "format {} is not supported (this updater reads formats {FORMAT_VERSION} and \
-                 {FORMAT_WITH_BLOCKS})",
-                self.format
-            ));
-        }
+        check_format(self.format)?;
         if self.compatible.is_empty() || self.compatible.chars().any(char::is_control) {
             return invalid("compatible must be a non-empty single-line string".into());
         }
@@ -470,6 +475,16 @@ impl Component {
     }
 }
 
+fn check_format(format: u32) -> Result<(), BundleError> {
+    if (FORMAT_VERSION..=FORMAT_WITH_BLOCKS).contains(&format) {
+        return Ok(());
+    }
+    Err(BundleError::InvalidManifest(format!(
+        "format {format} is not supported (this updater reads formats {FORMAT_VERSION} and \
+         {FORMAT_WITH_BLOCKS})"
+    )))
+}
+
 /// Names of components and slot classes: lower-case ASCII letters, digits, '-', '_' and '.',
 /// starting with a letter or digit.
 pub(crate) fn check_identifier(what: &str, name: &str) -> Result<(), BundleError> {
@@ -624,6 +639,15 @@ mod tests {
     fn round_trips_through_toml() {
         let m = sample();
         assert_eq!(Manifest::parse(m.to_toml().as_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn a_later_format_is_named_before_its_unknown_keys() {
+        let text = sample()
+            .to_toml()
+            .replace("format = 1", "format = 3\nnew_rule = true");
+        let err = Manifest::parse(text.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("format 3 is not supported"), "{err}");
     }
 
     #[test]
