@@ -114,6 +114,14 @@ fn an_interrupted_install_resumes_with_what_the_target_slot_holds() {
 }
 
 #[test]
+fn a_file_slot_that_does_not_exist_yet_is_made() {
+    let s = setup();
+    fs::remove_file(s.device.path("slots/rootfs-b.img")).unwrap();
+    succeeded(&s.device.install_source(&s.nginx.url("v2.zst")));
+    assert_eq!(s.device.slot("b"), s.v2);
+}
+
+#[test]
 fn a_server_without_ranges_gets_a_full_download_said_once() {
     let s = setup();
     let nginx = Nginx::serve_with(s.device.dir.path(), "max_ranges 0;");

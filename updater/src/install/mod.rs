@@ -379,10 +379,17 @@ fn local_sources(
         if component.slot_class.is_none() {
             continue;
         }
-        let file = std::fs::File::open(&specs[c].path).map_err(UpdaterError::io(format!(
-            "opening slot {} for reading",
-            names[c]
-        )))?;
+        let file = match std::fs::File::open(&specs[c].path) {
+            Ok(file) => file,
+            // A file slot that does not exist yet holds nothing to reuse.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(UpdaterError::io(format!(
+                    "opening slot {} for reading",
+                    names[c]
+                ))(e))
+            }
+        };
         sources.push(Local {
             name: names[c].clone(),
             file,
