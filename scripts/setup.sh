@@ -21,9 +21,12 @@ if [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null; then
-  # rustup's installer needs the network beyond the package registries; Debian's toolchain does not.
-  echo "setup: no cargo found; installing Debian's rust toolchain"
-  apt-get install -y -qq --no-install-recommends cargo rustc >/dev/null
+  # rustup's installer needs the network beyond the package registries. Debian 12's rustc is 1.63;
+  # its rustc-web/cargo-web (the toolchain Debian builds its browsers with) is 1.85 or newer.
+  echo "setup: no cargo found; installing Debian's cargo-web and rustc-web"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends cargo-web rustc-web >/dev/null
 fi
 # The workspace's rust-version (Cargo.toml); Debian 12's own rustc is older, so say so plainly
 # rather than fail somewhere in the build.

