@@ -13,6 +13,12 @@ const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 const SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
 const MAX_BLOCK: usize = 128 << 10;
 
+/// The most bytes a zstd frame of `content` bytes takes (zstd's own bound plus the frame's
+/// header): a frame that claims more is refused before anything is read or allocated for it.
+pub fn max_frame_len(content: usize) -> usize {
+    content + content / 128 + 1024
+}
+
 /// Decompresses one chunk's frame fetched on its own (by Range): it must hold exactly `len`
 /// bytes. What it holds is then checked like any chunk, against the signed manifest.
 pub fn decode_chunk_frame(frame: &[u8], len: usize) -> Result<Vec<u8>, BundleError> {
@@ -223,7 +229,7 @@ impl<R: Read> FrameStream<R> {
         self.compressed.extend_from_slice(&magic.to_le_bytes());
         let content_size = self.read_frame_header(start)?;
         // zstd never expands data by more than this (its compressBound is smaller).
-        let limit = content_size + content_size / 128 + 1024;
+        let limit = max_frame_len(content_size);
         loop {
             let header: [u8; 3] = self.read_array(start)?;
             self.compressed.extend_from_slice(&header);

@@ -25,7 +25,7 @@ mod writer;
 
 pub use chunk::{hash_chunk, ChunkDigest, ImageHasher, UnverifiedChunk, VerifiedChunk};
 pub use error::{BundleError, ErrorClass};
-pub use frame::decode_chunk_frame;
+pub use frame::{decode_chunk_frame, max_frame_len};
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use manifest::{
     block_key, Component, ComponentKind, FirmwareTarget, Manifest, Parity, TargetFields, UsbId,

@@ -234,3 +234,29 @@ fn a_server_answering_other_ranges_than_asked_leaves_the_group_unbootable() {
     assert_eq!(status["next"], "A");
     assert_eq!(status["last_install"]["result"], "failed");
 }
+
+#[test]
+fn a_seek_table_claiming_an_oversized_frame_is_refused_before_anything_is_written() {
+    let s = setup();
+    // Move 40 000 bytes from four chunk frames' entries to another's: the sizes still add up to
+    // the file, but one frame now claims more than zstd makes of 64 KiB (it would be fetched whole).
+    let mut bytes = fs::read(&s.bundle).unwrap();
+    let count = u32::from_le_bytes(bytes[bytes.len() - 9..bytes.len() - 5].try_into().unwrap());
+    let table = bytes.len() - 9 - 8 * count as usize;
+    let entry = |i: usize| table + 8 * i;
+    let chunks: Vec<usize> = (0..count as usize)
+        .filter(|&i| bytes[entry(i) + 4..entry(i) + 8] == 65536u32.to_le_bytes())
+        .take(5)
+        .collect();
+    for (n, &i) in chunks.iter().enumerate() {
+        let at = entry(i);
+        let size = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let size = if n == 0 { size + 40_000 } else { size - 10_000 };
+        bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
+    }
+    s.device.write_bundle("lying-table.zst", &bytes);
+    let before = s.device.snapshot();
+    let out = s.device.install_source(&s.nginx.url("lying-table.zst"));
+    assert_fails(&out, 4, "is not a frame of its own");
+    assert_eq!(s.device.snapshot(), before, "something was written");
+}

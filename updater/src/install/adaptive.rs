@@ -14,8 +14,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 
 use bundle::{
-    block_key, decode_chunk_frame, BundleError, BundleReader, Manifest, SeekTable, UnverifiedChunk,
-    BLOCK_SIZE,
+    block_key, decode_chunk_frame, max_frame_len, BundleError, BundleReader, Manifest, SeekTable,
+    UnverifiedChunk, BLOCK_SIZE,
 };
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
@@ -92,7 +92,13 @@ impl Remote {
                 let len = c.chunk_len(manifest.chunk_size, k) as u64;
                 let frame = frames
                     .find(|(at, _, _)| *at >= wanted)
-                    .filter(|(at, _, e)| *at == wanted && u64::from(e.decompressed) == len);
+                    // The table is the server's word: the frame must hold exactly the chunk and
+                    // be no larger than zstd makes one (it is fetched into memory).
+                    .filter(|(at, _, e)| {
+                        *at == wanted
+                            && u64::from(e.decompressed) == len
+                            && e.compressed as usize <= max_frame_len(len as usize)
+                    });
                 let Some((_, offset, entry)) = frame else {
                     return Err(corrupt(&format!(
                         "chunk {k} of '{}' is not a frame of its own, so it cannot be fetched alone",
