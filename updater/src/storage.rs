@@ -18,7 +18,23 @@ pub struct Storage {
     direct: bool,
     /// The last window read directly (start, bytes): copies from a base mostly run forwards, and
     /// direct reads have no readahead.
-    window: std::cell::RefCell<(u64, Vec<u8>)>,
+    window: std::cell::RefCell<Window>,
+}
+
+/// Bytes read directly, held in place: `buffer[begin..begin + len]` is the storage from `start`
+/// (`begin` puts them on an aligned address, as direct reads need).
+#[derive(Default)]
+struct Window {
+    start: u64,
+    buffer: Vec<u8>,
+    begin: usize,
+    len: usize,
+}
+
+impl Window {
+    fn bytes(&self) -> &[u8] {
+        &self.buffer[self.begin..self.begin + self.len]
+    }
 }
 
 /// Bytes a direct read fetches at least, for the reads after it.
@@ -51,28 +67,32 @@ impl Storage {
             return self.file.read_exact_at(out, offset);
         }
         let mut window = self.window.borrow_mut();
-        let (start, bytes) = &*window;
         let end = offset + out.len() as u64;
-        if offset < *start || end > start + bytes.len() as u64 {
+        if offset < window.start || end > window.start + window.len as u64 {
             let from = offset - offset % ALIGN as u64;
             let len = ((end - from) as usize).max(WINDOW);
-            *window = (from, self.read_direct(from, len)?);
+            self.read_direct(&mut window, from, len)?;
         }
-        let (start, bytes) = &*window;
-        let at = (offset - start) as usize;
-        let got = bytes
+        let at = (offset - window.start) as usize;
+        let got = window
+            .bytes()
             .get(at..at + out.len())
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         out.copy_from_slice(got);
         Ok(())
     }
 
-    /// Up to `want` bytes from the aligned offset `start` (fewer where the storage ends).
-    fn read_direct(&self, start: u64, want: usize) -> io::Result<Vec<u8>> {
+    /// Fills `window` with up to `want` bytes from the aligned offset `start` (fewer where the
+    /// storage ends), reusing its buffer.
+    fn read_direct(&self, window: &mut Window, start: u64, want: usize) -> io::Result<()> {
         let len = want.div_ceil(ALIGN) * ALIGN;
-        let mut scratch = vec![0u8; len + ALIGN];
-        let at = scratch.as_ptr().align_offset(ALIGN);
-        let aligned = &mut scratch[at..at + len];
+        if window.buffer.len() < len + ALIGN {
+            window.buffer = vec![0u8; len + ALIGN];
+        }
+        // Empty until the read succeeds, so a failed read leaves no stale bytes behind.
+        window.len = 0;
+        let at = window.buffer.as_ptr().align_offset(ALIGN);
+        let aligned = &mut window.buffer[at..at + len];
         let mut filled = 0;
         while filled < len {
             match self
@@ -91,7 +111,13 @@ impl Storage {
                 Err(e) => return Err(e),
             }
         }
-        Ok(aligned[..filled].to_vec())
+        *window = Window {
+            start,
+            buffer: std::mem::take(&mut window.buffer),
+            begin: at,
+            len: filled,
+        };
+        Ok(())
     }
 
     /// The first `size` bytes in order, in pieces, for hashing; reading past the storage's end is
