@@ -370,15 +370,9 @@ impl Manifest {
             {
                 return invalid(format!("image '{}' cannot have a firmware target", c.name));
             }
-            let expected = c.size.div_ceil(u64::from(self.chunk_size));
-            if c.chunks.len() as u64 != expected {
-                return invalid(format!(
-                    "component '{}' of {} bytes needs {expected} chunk hashes, has {}",
-                    c.name,
-                    c.size,
-                    c.chunks.len()
-                ));
-            }
+            let component = format!("component '{}'", c.name);
+            let chunk = u64::from(self.chunk_size);
+            check_count(&component, c.size, chunk, "chunk hashes", c.chunks.len())?;
             if let Some(delta) = &c.delta {
                 if self.format < FORMAT_WITH_BLOCKS || c.kind != ComponentKind::Image {
                     return invalid(format!(
@@ -389,15 +383,14 @@ impl Manifest {
                 if c.blocks.is_some() {
                     return invalid(format!("delta component '{}' has a block index", c.name));
                 }
-                let expected = delta.data_size.div_ceil(u64::from(self.chunk_size));
-                if delta.data_chunks.len() as u64 != expected {
-                    return invalid(format!(
-                        "delta component '{}' of {} data bytes needs {expected} chunk hashes, has {}",
-                        c.name,
-                        delta.data_size,
-                        delta.data_chunks.len()
-                    ));
-                }
+                let data = format!("the data of delta {component}");
+                check_count(
+                    &data,
+                    delta.data_size,
+                    chunk,
+                    "chunk hashes",
+                    delta.data_chunks.len(),
+                )?;
                 delta.decoded_ops(c.size)?;
                 continue;
             }
@@ -411,17 +404,13 @@ impl Manifest {
                         c.name
                     ))
                 }
-                (Some(blocks), true) => {
-                    let expected = c.size.div_ceil(u64::from(BLOCK_SIZE));
-                    if blocks.len() as u64 != expected {
-                        return invalid(format!(
-                            "component '{}' of {} bytes needs {expected} block keys, has {}",
-                            c.name,
-                            c.size,
-                            blocks.len()
-                        ));
-                    }
-                }
+                (Some(blocks), true) => check_count(
+                    &component,
+                    c.size,
+                    BLOCK_SIZE.into(),
+                    "block keys",
+                    blocks.len(),
+                )?,
                 (None, false) => {}
             }
         }
@@ -473,6 +462,23 @@ impl Component {
         let start = index * u64::from(chunk_size);
         (self.size - start).min(u64::from(chunk_size)) as usize
     }
+}
+
+/// `have` must be the number of `unit`-sized pieces of `size` bytes.
+fn check_count(
+    what: &str,
+    size: u64,
+    unit: u64,
+    noun: &str,
+    have: usize,
+) -> Result<(), BundleError> {
+    let expected = size.div_ceil(unit);
+    if have as u64 == expected {
+        return Ok(());
+    }
+    Err(BundleError::InvalidManifest(format!(
+        "{what} of {size} bytes needs {expected} {noun}, has {have}"
+    )))
 }
 
 fn check_format(format: u32) -> Result<(), BundleError> {
