@@ -729,3 +729,62 @@ fn release_lists_a_format_2_bundle_and_deltas_beside_the_full_bundle() {
         );
     }
 }
+
+#[test]
+fn delta_refuses_bundles_it_cannot_make_a_delta_of() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    let create = |manifest: &str, output: &str| {
+        ok(&tool(
+            d,
+            &[
+                "create",
+                "--manifest",
+                manifest,
+                "--key",
+                "release.key",
+                "--output",
+                output,
+            ],
+        ))
+    };
+    create("m.toml", "v1.zst");
+    let other = fs::read_to_string(d.join("m.toml")).unwrap();
+    fs::write(
+        d.join("other.toml"),
+        other.replace("acme-robot", "acme-drone"),
+    )
+    .unwrap();
+    create("other.toml", "drone.zst");
+    fs::write(
+        d.join("app.toml"),
+        other.replace("slot_class = \"rootfs\"", "slot_class = \"app\""),
+    )
+    .unwrap();
+    create("app.toml", "app.zst");
+    let delta = |from: &str, to: &str| {
+        tool(
+            d,
+            &[
+                "delta",
+                "--from",
+                from,
+                "--to",
+                to,
+                "--key",
+                "release.key",
+                "--output",
+                "d.zst",
+            ],
+        )
+    };
+    fails(
+        &delta("v1.zst", "drone.zst"),
+        9,
+        "the bundles are for different devices",
+    );
+    fails(&delta("v1.zst", "app.zst"), 9, "nothing to make a delta of");
+    fails(&delta("v1.zst", "missing.zst"), 7, "missing.zst");
+    assert!(!d.join("d.zst").exists());
+}

@@ -430,6 +430,11 @@ impl<'a> Producer<'a> {
         })
     }
 
+    /// Bytes received from the server: the head, the seek table and every fetched frame.
+    pub fn downloaded(&self) -> u64 {
+        self.remote.downloaded()
+    }
+
     /// The next chunk to write, or `None` when every chunk is written or in place.
     pub fn next(&mut self, mut buffer: Vec<u8>) -> Result<Option<Incoming>> {
         loop {

@@ -303,12 +303,7 @@ fn run<R: Read>(
         written = Err(UpdaterError::Cancelled(target));
     }
     let transfer = match written {
-        Ok(mut transfer) => {
-            if let Some(remote) = &remote {
-                transfer.downloaded = remote.downloaded();
-            }
-            transfer
-        }
+        Ok(transfer) => transfer,
         Err(err) => {
             record_failure(&store, &mut state, target, &manifest, &err);
             return Err(err);
@@ -554,7 +549,7 @@ fn write_and_verify<R: Read>(
             reused: 0,
         },
         Data::Adaptive(producer) => Transfer {
-            downloaded: 0,
+            downloaded: producer.downloaded(),
             reused: producer.reused,
         },
         Data::Delta(producer) => {
