@@ -5,7 +5,7 @@
 //! signed chunk hash before it is written.
 use std::io::Read;
 
-use bundle::delta::Op;
+use bundle::delta::{Delta, Op};
 use bundle::{
     BundleError, BundleReader, Component, Manifest, UnverifiedChunk, VerifiedChunk, BLOCK_SIZE,
 };
@@ -31,11 +31,15 @@ pub struct Candidate<'a> {
     pub is_target: bool,
 }
 
-/// Finds the base of a delta component among `candidates` (the booted group's slot first) by the
-/// SHA-256 of its first `base_size` bytes. None of them holding it is an incompatible bundle:
-/// nothing has changed yet.
-pub fn find_base(component: &Component, candidates: &[Candidate], chunk_size: u32) -> Result<Base> {
-    let delta = component.delta.as_ref().expect("a delta component");
+/// Finds the base of `component`, whose `delta` this is, among `candidates` (the booted group's
+/// slot first) by the XXH3-128 of their first `base_size` bytes as the storage holds them. None of
+/// them holding it is an incompatible bundle: nothing has changed yet.
+pub fn find_base(
+    component: &Component,
+    delta: &Delta,
+    candidates: &[Candidate],
+    chunk_size: u32,
+) -> Result<Base> {
     for candidate in candidates {
         let Ok(storage) = Storage::open(candidate.path) else {
             continue;
@@ -56,7 +60,7 @@ pub fn find_base(component: &Component, candidates: &[Candidate], chunk_size: u3
                 is_target: candidate.is_target,
             };
             if base.is_target {
-                check_in_place(component, chunk_size, &base)?;
+                check_in_place(component.size, delta, chunk_size, &base)?;
             }
             return Ok(base);
         }
@@ -75,11 +79,10 @@ pub fn find_base(component: &Component, candidates: &[Candidate], chunk_size: u3
 /// A base in the slot being written works only if no chunk copies a block that an earlier chunk
 /// has overwritten by then (chunks are written in order, each rebuilt whole before it is
 /// written); otherwise it is refused before anything changes.
-fn check_in_place(component: &Component, chunk_size: u32, base: &Base) -> Result<()> {
-    let delta = component.delta.as_ref().expect("a delta component");
+fn check_in_place(image_size: u64, delta: &Delta, chunk_size: u32, base: &Base) -> Result<()> {
     let per_chunk = u64::from(chunk_size / BLOCK_SIZE);
     let mut at = 0u64;
-    for op in delta.decoded_ops(component.size)? {
+    for op in delta.decoded_ops(image_size)? {
         match op {
             Op::Copy { from, count } => {
                 let overwritten = (0..count).any(|i| (from + i) / per_chunk < (at + i) / per_chunk);

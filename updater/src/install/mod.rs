@@ -417,7 +417,7 @@ fn delta_bases(
         .iter()
         .enumerate()
         .map(|(c, component)| {
-            let (Some(_), Some(class)) = (&component.delta, &component.slot_class) else {
+            let (Some(delta), Some(class)) = (&component.delta, &component.slot_class) else {
                 return Ok(None);
             };
             let mut candidates = Vec::new();
@@ -433,7 +433,7 @@ fn delta_bases(
                 path: &specs[c].path,
                 is_target: true,
             });
-            delta::find_base(component, &candidates, manifest.chunk_size).map(Some)
+            delta::find_base(component, delta, &candidates, manifest.chunk_size).map(Some)
         })
         .collect()
 }
