@@ -5,7 +5,11 @@ set -euo pipefail
 
 packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificates curl
   grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools gdisk systemd python3 python3-venv
-  qemu-system-x86 ovmf grub-efi-amd64-bin busybox-static kmod cpio u-boot-qemu stm32flash nginx-light)
+  qemu-system-x86 ovmf grub-efi-amd64-bin busybox-static kmod cpio u-boot-qemu stm32flash nginx-light
+  mmdebstrap
+  # bitbake (tests/yocto-bitbake.sh): what poky's sanity check and HOSTTOOLS ask of the host
+  locales chrpath diffstat gawk lz4 file wget git bzip2 patch make g++ rpcsvc-proto
+  python3-git python3-jinja2 python3-pexpect python3-subunit)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

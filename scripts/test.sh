@@ -31,6 +31,8 @@ bash tests/old-updater.sh
 passed "older updaters reach a format-2 release"
 bash tests/yocto-layer.sh
 passed "Yocto layer"
+bash tests/yocto-bitbake.sh
+passed "Yocto layer through bitbake"
 bash scripts/fuzz-smoke.sh
 bash tests/qemu-scenarios.sh | tee target/qemu-scenarios.log
 # One summary line for CI: every cargo test, the script checks and the QEMU scenarios.
