@@ -136,9 +136,14 @@ BUILD_DIR=$work/build-check
 bb "yocto-check-layer --no-auto-dependency '$layer'" > "$work/check-layer.log" 2>&1 || true
 BUILD_DIR=$work/build
 bb 'bitbake -m' >/dev/null 2>&1 || true
-summary=$(grep -E 'INFO: .*meta-ab-updater +(PASS|FAIL)' "$work/check-layer.log" | tail -1 | sed 's/^INFO: *//')
-if [[ $summary != *PASS* ]]; then
-  grep -E '^(ERROR|INFO: (test_|Ran|FAILED|=))|FAIL|Error' "$work/check-layer.log" | head -40
+# Every test must pass or be skipped, but for one: scarthgap marks test_patches_upstream_status
+# as an expected failure, so a layer without badly described patches (this one has no patches)
+# is reported as an "unexpected success", which Python's unittest counts against the layer.
+# The layer's README says so.
+results=$(awk '/^INFO: test_/ { test = $2 } /^INFO:  \.\.\. / && test { sub(/^INFO:  \.\.\. /, ""); print test ": " $0; test = "" }' "$work/check-layer.log")
+unexpected=$(grep -vE ': (ok|skipped .*)$' <<< "$results" | grep -vx 'test_patches_upstream_status: unexpected success' || true)
+if [ -z "$results" ] || [ -n "$unexpected" ]; then
+  echo "${unexpected:-no test results}"
   fail "yocto-check-layer did not pass meta-ab-updater (log: $work/check-layer.log)"
 fi
-say "yocto-check-layer: $(grep -oE 'Ran [0-9]+ tests' "$work/check-layer.log" | tail -1), $summary ($((SECONDS - started)) s)"
+say "yocto-check-layer: $(grep -c ': ok$' <<< "$results") passed, $(grep -c '^INFO:  \.\.\. skipped' "$work/check-layer.log") skipped (the BSP and distro checks), test_patches_upstream_status an unexpected success (no patches) ($((SECONDS - started)) s)"

@@ -43,6 +43,45 @@ fn the_systemd_units_verify() {
     }
 }
 
+/// Both units enabled as their `[Install]` sections say: systemd must be able to order the boot
+/// without deleting a job. (updater.service once left its order against multi-user.target
+/// implicit; the target was then ordered after the daemon, the daemon after boot-check and
+/// boot-check after the target, and systemd dropped the daemon's start to break the cycle.)
+#[test]
+fn the_enabled_units_order_without_a_cycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let wants = dir.path().join("multi-user.target.wants");
+    fs::create_dir(&wants).unwrap();
+    for name in ["updater-boot-check.service", "updater.service"] {
+        let unit = fs::read_to_string(hooks().join("systemd").join(name)).unwrap();
+        let unit = unit.replace("/usr/bin/updater", env!("CARGO_BIN_EXE_updater"));
+        fs::write(dir.path().join(name), unit).unwrap();
+        std::os::unix::fs::symlink(format!("../{name}"), wants.join(name)).unwrap();
+    }
+    // The directory first, then systemd's own unit folders (the trailing colon).
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "multi-user.target"])
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
+        .output()
+        .expect("systemd-analyze is installed");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("ordering cycle") && !stderr.contains("to break ordering cycle"),
+        "{stderr}"
+    );
+    // The check can fail: without the explicit order, the same units form the cycle.
+    let old = fs::read_to_string(dir.path().join("updater.service"))
+        .unwrap()
+        .replace("After=network-online.target multi-user.target ", "After=network-online.target ");
+    fs::write(dir.path().join("updater.service"), old).unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no", "multi-user.target"])
+        .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.path().display()))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ordering cycle"));
+}
+
 fn verify_unit(name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let unit = fs::read_to_string(hooks().join("systemd").join(name)).unwrap();
