@@ -17,6 +17,10 @@ cd "$(dirname "$0")/.."
 top=$PWD
 poky_tar=${POKY_TARBALL:-$top/../shared/vendor/poky-scarthgap.tar.zst}
 work=$top/target/bitbake
+if [ "$(id -u)" = 0 ]; then
+  # bitbake runs as another user, who may not be allowed into the checkout's parents (/root...).
+  work=/var/tmp/ab-updater-bitbake/$(echo "$top" | sha256sum | cut -c1-12)
+fi
 say() { echo "yocto bitbake: $*"; }
 fail() { say "$*"; exit 1; }
 [ -f "$poky_tar" ] || fail "$poky_tar is missing (poky scarthgap; see the layer's README)"
@@ -34,6 +38,7 @@ if ! locale -a 2>/dev/null | grep -qix 'en_US.utf8'; then
 fi
 
 rm -rf "$work/tree" "$work/build" "$work/build-check" "$work/downloads" "$work/keys"
+mkdir -p "$work" && chmod 755 "$work" "$(dirname "$work")"
 mkdir -p "$work/tree" "$work/build/conf" "$work/downloads" "$work/keys" "$work/sstate"
 if [ ! -f "$work/poky/.done" ] || [ "$poky_tar" -nt "$work/poky/.done" ]; then
   rm -rf "$work/poky" && mkdir -p "$work/poky"
@@ -106,23 +111,36 @@ done
 python3 tests/yocto_bitbake_env.py "$work" "$layer"
 
 # 3. Offline unpack: the crates from the download folder, checksums checked by the fetcher.
+unpack_failed=""
 for target in updater libabupdater bundle-tool; do
-  bb "bitbake -c unpack $target" > "$work/unpack-$target.log" 2>&1 ||
-    { grep -E '^(ERROR|WARNING)' "$work/unpack-$target.log" | head -20; fail "bitbake -c unpack $target failed"; }
+  bb "bitbake -c unpack $target" > "$work/unpack-$target.log" 2>&1 || { unpack_failed=$target; break; }
 done
+# 4. The tree is untouched (checked first: a recipe that owns the tree fails do_unpack after
+# emptying it).
+fingerprint > "$work/tree.after"
+if ! diff -u "$work/tree.before" "$work/tree.after" > "$work/tree.diff"; then
+  head -20 "$work/tree.diff"
+  fail "bitbake changed the project tree it builds from: $(grep -c '^-[0-9a-f]' "$work/tree.diff") files changed or deleted (see $work/tree.diff)"
+fi
+say "the project tree is unchanged after every task ($(wc -l < "$work/tree.before") files)"
+if [ -n "$unpack_failed" ]; then
+  grep -E '^(ERROR|WARNING)' "$work/unpack-$unpack_failed.log" | head -20
+  fail "bitbake -c unpack $unpack_failed failed"
+fi
 crates=$(grep -c 'crate://' "$layer/recipes-core/updater/updater-crates.inc")
 workdir=$(sed -n 's/^WORKDIR="\(.*\)"$/\1/p' "$work/env-updater")
 unpacked=$(find "$workdir/cargo_home/bitbake" -mindepth 1 -maxdepth 1 -type d | wc -l)
 [ "$unpacked" = "$crates" ] || fail "updater: $unpacked crates unpacked, updater-crates.inc lists $crates"
-say "bitbake -c unpack: offline, $crates crates with checked sha256 for updater, libabupdater, bundle-tool"
-
-# 4. The tree is untouched.
-fingerprint > "$work/tree.after"
-if ! diff -u "$work/tree.before" "$work/tree.after" > "$work/tree.diff"; then
-  head -20 "$work/tree.diff"
-  fail "bitbake changed the project tree it builds from (see $work/tree.diff)"
+# The fetch check can fail: with one sha256 of the crate list wrong, the offline unpack must fail.
+inc=$layer/recipes-core/updater/updater-crates.inc
+cp "$inc" "$work/crates.inc.orig"
+sed -i '0,/sha256sum\] = "[0-9a-f]*"/s//sha256sum] = "'"$(printf '0%.0s' $(seq 64))"'"/' "$inc"
+if bb "bitbake -c unpack updater" > "$work/unpack-wrong-checksum.log" 2>&1 ||
+  ! grep -q 'Checksum mismatch' "$work/unpack-wrong-checksum.log"; then
+  fail "bitbake -c unpack updater did not fail on a wrong crate checksum (log: $work/unpack-wrong-checksum.log)"
 fi
-say "the project tree is unchanged after every task ($(wc -l < "$work/tree.before") files)"
+cp "$work/crates.inc.orig" "$inc"
+say "bitbake -c unpack: offline, $crates crates with checked sha256 for updater, libabupdater, bundle-tool (and a wrong sha256 fails it)"
 
 # 5. The Yocto Project's own compatibility check of the layer, from a build folder of its own that
 # holds oe-core alone (the tool adds the layer under test itself).

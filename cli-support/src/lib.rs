@@ -49,9 +49,54 @@ pub fn init_logging(env_var: &str) {
         .ok()
         .and_then(|directives| directives.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::WARN));
-    tracing_subscriber::fmt()
+    let to_journal = stderr_is_journal();
+    let format = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .finish()
-        .with(filter)
-        .init();
+        .with_ansi(!to_journal);
+    // The journal stamps every line itself; a second time stamp would only crowd it.
+    if to_journal {
+        format.without_time().finish().with(filter).init();
+    } else {
+        format.finish().with(filter).init();
+    }
+}
+
+/// Whether stderr is the journal stream systemd gave this service: `JOURNAL_STREAM` names that
+/// stream's device and inode, and it is inherited by children whose stderr may be elsewhere.
+fn stderr_is_journal() -> bool {
+    let stderr = std::fs::metadata("/proc/self/fd/2").ok();
+    names_stream(
+        std::env::var_os("JOURNAL_STREAM").as_deref(),
+        stderr.as_ref(),
+    )
+}
+
+fn names_stream(
+    journal_stream: Option<&std::ffi::OsStr>,
+    stream: Option<&std::fs::Metadata>,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (journal_stream.and_then(|s| s.to_str()), stream) {
+        (Some(named), Some(stream)) => named == format!("{}:{}", stream.dev(), stream.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_stream;
+    use std::ffi::OsStr;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn journal_stream_must_name_this_very_stream() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let meta = file.as_file().metadata().unwrap();
+        let own = format!("{}:{}", meta.dev(), meta.ino());
+        assert!(names_stream(Some(OsStr::new(&own)), Some(&meta)));
+        let other = format!("{}:{}", meta.dev(), meta.ino() + 1);
+        assert!(!names_stream(Some(OsStr::new(&other)), Some(&meta)));
+        assert!(!names_stream(None, Some(&meta)));
+        assert!(!names_stream(Some(OsStr::new(&own)), None));
+    }
 }
