@@ -93,7 +93,14 @@ chmod -R a+rX "$work/tree" "$work/poky"
 BUILD_DIR=$work/build
 bb() { "${run_as[@]}" env -i HOME="$work/build" PATH=/usr/local/bin:/usr/bin:/bin LANG=en_US.UTF-8 \
   bash -c "cd '$poky' && . ./oe-init-build-env '$BUILD_DIR' >/dev/null && $*"; }
-stop_server() { bb 'bitbake -m' >/dev/null 2>&1 || true; }
+# Stops the bitbake servers of both build folders (a test leaves nothing running).
+stop_server() {
+  local dir
+  for dir in "$work/build" "$work/build-check"; do
+    [ -d "$dir/conf" ] && BUILD_DIR=$dir bb 'bitbake -m' >/dev/null 2>&1
+  done
+  true
+}
 trap stop_server EXIT
 
 # 1. Parse everything.
@@ -152,8 +159,7 @@ cp "$work/build/conf/local.conf" "$work/build-check/conf/local.conf"
 [ ${#run_as[@]} = 0 ] || chown -R abbuild "$work/build-check"
 BUILD_DIR=$work/build-check
 bb "yocto-check-layer --no-auto-dependency '$layer'" > "$work/check-layer.log" 2>&1 || true
-BUILD_DIR=$work/build
-bb 'bitbake -m' >/dev/null 2>&1 || true
+stop_server
 # Every test must pass or be skipped, but for one: scarthgap marks test_patches_upstream_status
 # as an expected failure, so a layer without badly described patches (this one has no patches)
 # is reported as an "unexpected success", which Python's unittest counts against the layer.
