@@ -2,6 +2,8 @@
 //! watch, refuse a second upload, cancel, tokens; and the daemon polling a real server by itself.
 mod common;
 use std::fs;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,11 +22,42 @@ struct Daemon {
 
 impl Daemon {
     fn start(device: &Device, port: u16, token: Option<&str>) -> Daemon {
-        let log = device.path("daemon.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_updater"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_updater"));
+        command
             .arg("--config")
             .arg(device.path("system.toml"))
-            .arg("daemon")
+            .arg("daemon");
+        Daemon::spawn(device, port, token, command)
+    }
+
+    /// As systemd starts a `Type=notify` service: `NOTIFY_SOCKET`, and with `watchdog_usec` the
+    /// watchdog time and `WATCHDOG_PID`, which must name the daemon (the shell's PID, which `exec`
+    /// hands on).
+    fn under_systemd(
+        device: &Device,
+        port: u16,
+        notify: &Path,
+        watchdog_usec: Option<&str>,
+    ) -> Daemon {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(match watchdog_usec {
+                Some(_) => "WATCHDOG_PID=$$ exec \"$0\" --config \"$1\" daemon",
+                None => "exec \"$0\" --config \"$1\" daemon",
+            })
+            .arg(env!("CARGO_BIN_EXE_updater"))
+            .arg(device.path("system.toml"))
+            .env("NOTIFY_SOCKET", notify);
+        if let Some(usec) = watchdog_usec {
+            command.env("WATCHDOG_USEC", usec);
+        }
+        Daemon::spawn(device, port, None, command)
+    }
+
+    fn spawn(device: &Device, port: u16, token: Option<&str>, mut command: Command) -> Daemon {
+        let log = device.path("daemon.log");
+        let child = command
             .stdout(Stdio::null())
             .stderr(fs::File::create(&log).unwrap())
             .spawn()
@@ -450,4 +483,92 @@ fn defect_02_idle_connections_beyond_the_cap_are_turned_away_and_the_api_recover
         assert!(Instant::now() < deadline, "the API did not recover");
         thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The notify socket of a test standing in for systemd: the messages the daemon sends.
+struct NotifySocket {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    socket: UnixDatagram,
+}
+
+impl NotifySocket {
+    fn new() -> NotifySocket {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        NotifySocket {
+            _dir: dir,
+            path,
+            socket,
+        }
+    }
+
+    /// The next message within `wait`, if one comes.
+    fn next(&self, wait: Duration) -> Option<String> {
+        self.socket.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 256];
+        let n = self.socket.recv(&mut buf).ok()?;
+        Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+
+    /// Drops what has arrived so far.
+    fn drain(&self) {
+        while self.next(Duration::from_millis(50)).is_some() {}
+    }
+}
+
+fn signal(daemon: &Daemon, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &daemon.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn under_systemd_the_daemon_says_ready_and_pings_the_watchdog_while_it_runs() {
+    let (device, port) = device_with_api("");
+    let notify = NotifySocket::new();
+    let daemon = Daemon::under_systemd(&device, port, &notify.path, Some("400000"));
+    assert_eq!(
+        notify.next(Duration::from_secs(10)).as_deref(),
+        Some("READY=1\n")
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            notify.next(Duration::from_secs(2)).as_deref(),
+            Some("WATCHDOG=1\n"),
+            "{}",
+            daemon.log()
+        );
+    }
+    // A daemon that does not run (stopped here, hung in the field) falls silent, so systemd's
+    // watchdog fires; it pings again once it runs.
+    signal(&daemon, "-STOP");
+    thread::sleep(Duration::from_millis(100));
+    notify.drain();
+    assert_eq!(notify.next(Duration::from_secs(1)), None);
+    signal(&daemon, "-CONT");
+    assert_eq!(
+        notify.next(Duration::from_secs(2)).as_deref(),
+        Some("WATCHDOG=1\n")
+    );
+}
+
+#[test]
+fn without_a_watchdog_time_the_daemon_only_says_ready() {
+    let (device, port) = device_with_api("");
+    let notify = NotifySocket::new();
+    let daemon = Daemon::under_systemd(&device, port, &notify.path, None);
+    assert_eq!(
+        notify.next(Duration::from_secs(10)).as_deref(),
+        Some("READY=1\n")
+    );
+    assert_eq!(
+        notify.next(Duration::from_secs(1)),
+        None,
+        "{}",
+        daemon.log()
+    );
 }

@@ -2,6 +2,7 @@
 //! at the release index on a jittered schedule and installs what applies.
 pub mod api;
 pub mod http_server;
+pub mod watchdog;
 
 use std::sync::Arc;
 use std::thread;
@@ -20,21 +21,34 @@ use crate::fleet::schedule::Schedule;
 use crate::fleet::{check, install_checked, CheckReport};
 use crate::install::{InstallOptions, InstallReport};
 use crate::state::StateDir;
+use watchdog::{sleep_beating, Heartbeat};
 
 pub fn run(config: &Config) -> Result<()> {
     let config = Arc::new(config.clone());
     let state = StateDir::open_read_only(&config.state_dir).load()?;
     let activity = Arc::new(Activity::from_state(&state));
+    let heartbeat = Heartbeat::new();
     let api = if config.api.enabled {
         let server = std::net::TcpListener::bind(config.api.listen).map_err(UpdaterError::io(
             format!("listening on {}", config.api.listen),
         ))?;
         eprintln!("updater: local API on http://{}", config.api.listen);
         let (config, activity) = (Arc::clone(&config), Arc::clone(&activity));
-        Some(thread::spawn(move || api::serve(server, config, activity)))
+        let heartbeat = Arc::clone(&heartbeat);
+        Some(thread::spawn(move || {
+            api::serve(server, config, activity);
+            heartbeat.api_stopped();
+        }))
     } else {
         None
     };
+    let watchdog = watchdog::timeout();
+    let beat = watchdog::beat_interval(watchdog);
+    watchdog::ready();
+    if let Some(timeout) = watchdog {
+        watchdog::spawn(Arc::clone(&heartbeat), timeout);
+    }
+    let alive = Liveness { heartbeat, beat };
     match config.fleet.as_ref().filter(|f| f.poll) {
         Some(fleet) => {
             let schedule = Schedule {
@@ -47,12 +61,15 @@ pub fn run(config: &Config) -> Result<()> {
                 humantime::format_duration(fleet.interval),
                 humantime::format_duration(fleet.jitter)
             );
-            poll_forever(&config, fleet, &activity, schedule)
+            poll_forever(&config, fleet, &activity, schedule, &alive)
         }
         None => {
             info!("fleet polling is off; serving the local API only");
             match api {
                 Some(api) => {
+                    while !api.is_finished() {
+                        alive.sleep(alive.beat);
+                    }
                     let _ = api.join();
                     Ok(())
                 }
@@ -65,6 +82,24 @@ pub fn run(config: &Config) -> Result<()> {
     }
 }
 
+/// What the daemon's loops beat while they wait or work, for systemd's watchdog.
+struct Liveness {
+    heartbeat: Arc<Heartbeat>,
+    beat: Duration,
+}
+
+impl Liveness {
+    fn sleep(&self, total: Duration) {
+        sleep_beating(total, &self.heartbeat, self.beat);
+    }
+
+    /// An install's progress counts as a heartbeat.
+    fn observer(&self) -> crate::progress::Observer {
+        let heartbeat = Arc::clone(&self.heartbeat);
+        Arc::new(move |_| heartbeat.beat())
+    }
+}
+
 /// The report after a start comes within this time (or the first poll, if sooner), so the
 /// server learns soon how a boot went, while a fleet that starts at once still reports spread out.
 const START_REPORT_SPREAD: Duration = Duration::from_secs(300);
@@ -74,19 +109,20 @@ fn poll_forever(
     fleet: &FleetConfig,
     activity: &Arc<Activity>,
     schedule: Schedule,
+    alive: &Liveness,
 ) -> Result<()> {
     let mut rng = fastrand::Rng::new();
     let first_poll = schedule.first_delay(&mut rng);
     if fleet.report_url.is_some() {
         let start_report = random_below(&mut rng, first_poll.min(START_REPORT_SPREAD));
-        thread::sleep(start_report);
+        alive.sleep(start_report);
         report(config, fleet, activity, Event::Started, None, None);
-        thread::sleep(first_poll - start_report);
+        alive.sleep(first_poll - start_report);
     } else {
-        thread::sleep(first_poll);
+        alive.sleep(first_poll);
     }
     loop {
-        let (check, result) = poll_once(config, activity);
+        let (check, result) = poll_once(config, activity, alive);
         // One line each on stderr (the journal), at any log level; the next poll tries again.
         if let Err(err) = &result {
             eprintln!("updater: poll: {}", escaped(&err.to_string()));
@@ -104,7 +140,7 @@ fn poll_forever(
                 eprintln!("updater: reboot: {}", escaped(&err.to_string()));
             }
         }
-        thread::sleep(schedule.next_delay(&mut rng));
+        alive.sleep(schedule.next_delay(&mut rng));
     }
 }
 
@@ -117,6 +153,7 @@ fn random_below(rng: &mut fastrand::Rng, limit: Duration) -> Duration {
 fn poll_once(
     config: &Config,
     activity: &Arc<Activity>,
+    alive: &Liveness,
 ) -> (Option<CheckReport>, Result<Option<InstallReport>>) {
     let report = match check(config) {
         Ok(report) => report,
@@ -139,7 +176,7 @@ fn poll_once(
         &url,
         Phase::Downloading,
         &InstallOptions::default(),
-        None,
+        Some(alive.observer()),
         |options, progress| install_checked(config, &report, options, progress),
     );
     if let Ok(installed) = &installed {
