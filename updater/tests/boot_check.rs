@@ -356,3 +356,47 @@ fn a_reboot_command_that_fails_is_named_after_the_group_was_marked() {
     // The decision stands although the reboot did not happen: B falls back at the next boot.
     assert_eq!(d.status()["slots"]["B"]["bootable"], false);
 }
+
+/// Issue 17: the self-test tries the update path of the updater that booted. A port its local API
+/// cannot listen on (here: held by a program that is not the updater) keeps a new group from being
+/// confirmed...
+#[test]
+fn a_new_group_whose_api_cannot_listen_is_not_confirmed() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let d = Device::with_update(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    d.reboot_into("B", 1);
+    let out = d.updater(&["boot-check", "--no-reboot"]);
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "self-test: local API: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(d.status()["slots"]["B"]["bootable"], false);
+}
+
+/// ...but a confirmed group is only warned: marking it bad would send both groups to recovery for
+/// a port conflict that falling back does not fix.
+#[test]
+fn a_confirmed_group_whose_api_cannot_listen_is_only_warned() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let d = Device::with_update(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let out = d.updater(&["boot-check", "--no-reboot"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("self-test: local API"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(d.status()["slots"]["A"]["good"], true);
+    assert_eq!(
+        d.status()["warnings"][0]
+            .as_str()
+            .map(|w| w.contains("local API")),
+        Some(true)
+    );
+}

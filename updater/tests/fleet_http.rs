@@ -522,3 +522,97 @@ fn a_group_the_updater_did_not_install_is_recognised_as_a_delta_base_by_its_cont
     fs::write(fleet.device.path("slots/rootfs-a.img"), image(8 << 20, 5)).unwrap();
     assert_eq!(fleet.check()["fetch"], "full");
 }
+
+/// A fleet device with 1.1.0 installed into B and just booted into it; boot-check not run yet.
+/// `boot_check` goes into its [boot_check] table.
+fn new_group_on_a_fleet(boot_check: &str) -> Fleet {
+    let fleet = Fleet::with_fleet_config(&format!(
+        "[boot_check]\nreboot_command = [\"true\"]\nindex_time_limit = 2\n{boot_check}"
+    ));
+    let (bundle, _) = fleet.device.bundle("1.1.0");
+    let out = fleet.device.install(&bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fleet.device.set_booted("B");
+    fleet
+}
+
+fn boot_check(fleet: &Fleet) -> (Option<i32>, String) {
+    let out = fleet.device.updater(&["boot-check", "--no-reboot"]);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue 17: a new group's updater must reach its release index and verify it before the group
+/// is confirmed; once it can, the group is.
+#[test]
+fn a_new_group_is_confirmed_only_when_its_updater_reaches_the_signed_index() {
+    let fleet = new_group_on_a_fleet("");
+    fleet.publish(&fleet.index(1), &fleet.device.key);
+    let (code, stderr) = boot_check(&fleet);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(fleet.device.status()["slots"]["B"]["good"], true);
+
+    // The same with no index on the server: not confirmed, after trying for the time limit.
+    let fleet = new_group_on_a_fleet("");
+    let started = std::time::Instant::now();
+    let (code, stderr) = boot_check(&fleet);
+    assert_eq!(code, Some(11), "{stderr}");
+    assert!(
+        stderr.contains("self-test: release index:") && stderr.contains("(within 2s)"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "retried while the network may come up: {:?} {stderr}",
+        started.elapsed()
+    );
+    assert_eq!(fleet.device.status()["slots"]["B"]["bootable"], false);
+}
+
+/// An index this group's keyring does not verify (the new version ships another key) fails at
+/// once: waiting would not change it.
+#[test]
+fn a_new_group_whose_keyring_rejects_the_index_is_not_confirmed() {
+    let fleet = new_group_on_a_fleet("");
+    let (other, _) = SigningKey::generate().unwrap();
+    fleet.publish(&fleet.index(1), &other);
+    let started = std::time::Instant::now();
+    let (code, stderr) = boot_check(&fleet);
+    assert_eq!(code, Some(11), "{stderr}");
+    assert!(stderr.contains("self-test: release index:"), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(fleet.device.status()["slots"]["B"]["bootable"], false);
+}
+
+/// `index = "warn"` (devices that boot without network) and a confirmed group: only a warning.
+#[test]
+fn an_unreachable_index_only_warns_when_so_configured_or_once_the_group_is_confirmed() {
+    let fleet = new_group_on_a_fleet("index = \"warn\"\n");
+    let (code, stderr) = boot_check(&fleet);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("self-test: release index:"), "{stderr}");
+    assert_eq!(fleet.device.status()["slots"]["B"]["good"], true);
+
+    let fleet = new_group_on_a_fleet("");
+    fleet.device.set_booted("A");
+    let text = fs::read_to_string(fleet.device.path("system.toml")).unwrap();
+    fs::write(
+        fleet.device.path("system.toml"),
+        text.replace("booted = \"B\"", "booted = \"A\""),
+    )
+    .unwrap();
+    let (code, stderr) = boot_check(&fleet);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("self-test: release index:"), "{stderr}");
+    assert_eq!(fleet.device.status()["slots"]["A"]["good"], true);
+}

@@ -18,11 +18,27 @@ pub enum OnFailure {
     Report,
 }
 
+/// Whether a group that has not been confirmed yet must fetch and verify its release index
+/// (`[fleet]` devices) before it is marked good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexCheck {
+    /// A new group that cannot reach its index within `index_time_limit` is not confirmed.
+    #[default]
+    Require,
+    /// Reported only: for devices that boot without network.
+    Warn,
+    Off,
+}
+
 #[derive(Debug, Clone)]
 pub struct BootCheckConfig {
     pub on_failure: OnFailure,
     pub reboot_command: Vec<String>,
     pub checks: Vec<Check>,
+    pub index: IndexCheck,
+    /// How long the self-test keeps trying to fetch the index (the network may still be coming up).
+    pub index_time_limit: Duration,
 }
 
 impl Default for BootCheckConfig {
@@ -31,6 +47,8 @@ impl Default for BootCheckConfig {
             on_failure: OnFailure::default(),
             reboot_command: vec!["systemctl".into(), "reboot".into()],
             checks: Vec::new(),
+            index: IndexCheck::default(),
+            index_time_limit: Duration::from_secs(60),
         }
     }
 }
@@ -70,6 +88,9 @@ pub enum Scope {
 pub(super) struct RawBootCheck {
     on_failure: Option<OnFailure>,
     reboot_command: Option<Vec<String>>,
+    index: Option<IndexCheck>,
+    /// Seconds.
+    index_time_limit: Option<f64>,
     #[serde(default)]
     check: Vec<RawCheck>,
 }
@@ -136,9 +157,21 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
             kind,
         });
     }
+    let defaults = BootCheckConfig::default();
+    let index_time_limit = match raw.index_time_limit {
+        None => defaults.index_time_limit,
+        Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+        Some(s) => {
+            return Err(format!(
+                "boot_check.index_time_limit = {s}: seconds from 0 to 3600"
+            ))
+        }
+    };
     Ok(BootCheckConfig {
         on_failure: raw.on_failure.unwrap_or_default(),
         reboot_command,
         checks,
+        index: raw.index.unwrap_or_default(),
+        index_time_limit,
     })
 }

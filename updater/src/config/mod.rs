@@ -12,7 +12,7 @@ mod fleet;
 mod http;
 mod slots;
 
-pub use boot_check::{BootCheckConfig, Check, CheckKind, OnFailure, Scope};
+pub use boot_check::{BootCheckConfig, Check, CheckKind, IndexCheck, OnFailure, Scope};
 pub use bootloader::{BootloaderConfig, Location};
 pub use fleet::{
     AfterInstall, ApiConfig, DeviceId, FleetConfig, Pin, DEFAULT_INTERVAL, DEFAULT_LISTEN,

@@ -5,12 +5,12 @@ pub mod report;
 pub mod schedule;
 
 use bundle::release::{ReleaseIndex, MAX_INDEX_SIZE};
-use bundle::{BundleError, Keyring};
+use bundle::{BundleError, KeyId, Keyring};
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::config::FleetConfig;
+use crate::config::{FleetConfig, HttpSettings};
 use crate::error::{Result, UpdaterError};
 use crate::install::{install_from, InstallOptions, InstallReport};
 use crate::progress::Progress;
@@ -128,12 +128,12 @@ pub fn fleet_config(config: &Config) -> Result<&FleetConfig> {
     })
 }
 
-/// Fetches and verifies the channel's index and decides whether it applies to this device.
-pub fn check(config: &Config) -> Result<CheckReport> {
-    let fleet = fleet_config(config)?;
+/// Fetches the channel's index and verifies it with the fleet keyring: signature and channel.
+/// Returns the index and the key that signed it.
+pub fn fetch_index(fleet: &FleetConfig, http: &HttpSettings) -> Result<(ReleaseIndex, KeyId)> {
     let keyring = Keyring::load(&fleet.keyring).map_err(UpdaterError::Keyring)?;
     let index_url = fleet.index_url();
-    let bytes = crate::net::Client::new(&config.http)?.fetch_small(&index_url, MAX_INDEX_SIZE)?;
+    let bytes = crate::net::Client::new(http)?.fetch_small(&index_url, MAX_INDEX_SIZE)?;
     let (index, signer) = ReleaseIndex::verify(&bytes, &keyring)?;
     if index.channel != fleet.channel {
         return Err(BundleError::InvalidIndex(format!(
@@ -142,6 +142,14 @@ pub fn check(config: &Config) -> Result<CheckReport> {
         ))
         .into());
     }
+    Ok((index, signer))
+}
+
+/// Fetches and verifies the channel's index and decides whether it applies to this device.
+pub fn check(config: &Config) -> Result<CheckReport> {
+    let fleet = fleet_config(config)?;
+    let index_url = fleet.index_url();
+    let (index, signer) = fetch_index(fleet, &config.http)?;
     let booted = config.booted_group()?;
     let state = StateDir::open_read_only(&config.state_dir).load()?;
     // Serials count per channel and product: another product's index says nothing about ours.
