@@ -357,14 +357,21 @@ fn a_reboot_command_that_fails_is_named_after_the_group_was_marked() {
     assert_eq!(d.status()["slots"]["B"]["bootable"], false);
 }
 
+/// A device with an update in B whose API port is held by a program that is not the updater (the
+/// listener returned, never answering).
+fn api_port_taken() -> (Device, u16, TcpListener) {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let d = Device::with_update(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    (d, port, taken)
+}
+
 /// Issue 17: the self-test tries the update path of the updater that booted. A port its local API
 /// cannot listen on (here: held by a program that is not the updater) keeps a new group from being
 /// confirmed...
 #[test]
 fn a_new_group_whose_api_cannot_listen_is_not_confirmed() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let d = Device::with_update(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let (d, port, _taken) = api_port_taken();
     d.reboot_into("B", 1);
     let out = d.updater(&["boot-check", "--no-reboot"]);
     assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
@@ -382,9 +389,7 @@ fn a_new_group_whose_api_cannot_listen_is_not_confirmed() {
 /// a port conflict that falling back does not fix.
 #[test]
 fn a_confirmed_group_whose_api_cannot_listen_is_only_warned() {
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let d = Device::with_update(&format!("[api]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let (d, _, _taken) = api_port_taken();
     let out = d.updater(&["boot-check", "--no-reboot"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
