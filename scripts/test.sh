@@ -31,6 +31,19 @@ bash tests/old-updater.sh
 passed "older updaters reach a format-2 release"
 bash tests/yocto-layer.sh
 passed "Yocto layer"
+# Dependency vetting (deny.toml): licences, banned crates, sources. cargo-deny comes from
+# crates.io; an older rustc than it needs (Debian's cargo-web) skips it, as rustfmt and clippy.
+if command -v cargo-deny >/dev/null || cargo install cargo-deny --locked -q; then
+  cargo deny --locked check licenses bans sources
+  passed "cargo deny"
+  # Advisories only from a copy of the RustSec database already on the machine (no fetching).
+  if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/*" >/dev/null; then
+    cargo deny --locked check --disable-fetch advisories
+    passed "cargo deny advisories"
+  fi
+else
+  echo "test: cargo-deny could not be installed with this toolchain: dependencies not vetted here" >&2
+fi
 # Real bitbake reads the layer on the second core while fuzzing and QEMU (one TCG thread) use the
 # first; its output follows the scenarios'.
 bash tests/yocto-bitbake.sh > target/yocto-bitbake.log 2>&1 &
