@@ -31,6 +31,24 @@ fn fails(out: &Output, code: i32, message: &str) {
     );
 }
 
+/// `bundle-tool create` of bundle format `format`, signed with release.key; must succeed.
+fn create(dir: &Path, format: &str, manifest: &str, output: &str) -> String {
+    ok(&tool(
+        dir,
+        &[
+            "create",
+            "--format",
+            format,
+            "--manifest",
+            manifest,
+            "--key",
+            "release.key",
+            "--output",
+            output,
+        ],
+    ))
+}
+
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let image: Vec<u8> = (0..3_000_000u32).map(|i| (i % 7919 / 31) as u8).collect();
@@ -541,22 +559,7 @@ fn delta_from_two_bundles_names_its_base_and_verifies() {
     let dir = workspace();
     let d = dir.path();
     ok(&tool(d, &["keygen", "--out", "release"]));
-    let create = |manifest: &str, output: &str| {
-        ok(&tool(
-            d,
-            &[
-                "create",
-                "--format",
-                "2",
-                "--manifest",
-                manifest,
-                "--key",
-                "release.key",
-                "--output",
-                output,
-            ],
-        ))
-    };
+    let create = |manifest: &str, output: &str| create(d, "2", manifest, output);
     create("m.toml", "v1.zst");
     // v2: the same image with one stretch rewritten and the rest moved on by 3 blocks.
     let mut image = fs::read(d.join("rootfs.img")).unwrap();
@@ -735,20 +738,7 @@ fn delta_refuses_bundles_it_cannot_make_a_delta_of() {
     let dir = workspace();
     let d = dir.path();
     ok(&tool(d, &["keygen", "--out", "release"]));
-    let create = |manifest: &str, output: &str| {
-        ok(&tool(
-            d,
-            &[
-                "create",
-                "--manifest",
-                manifest,
-                "--key",
-                "release.key",
-                "--output",
-                output,
-            ],
-        ))
-    };
+    let create = |manifest: &str, output: &str| create(d, "1", manifest, output);
     create("m.toml", "v1.zst");
     let other = fs::read_to_string(d.join("m.toml")).unwrap();
     fs::write(
