@@ -203,9 +203,16 @@ impl Device {
         fs::read(self.path(&format!("slots/rootfs-{name}.img"))).unwrap()
     }
 
+    /// The group the device runs from now on (the config's `booted`, whatever it was).
     pub fn set_booted(&self, group: &str) {
         let text = fs::read_to_string(self.path("system.toml")).unwrap();
-        let text = text.replace("booted = \"A\"", &format!("booted = \"{group}\""));
+        let text: String = text
+            .lines()
+            .map(|line| match line.starts_with("booted = ") {
+                true => format!("booted = \"{group}\"\n"),
+                false => format!("{line}\n"),
+            })
+            .collect();
         fs::write(self.path("system.toml"), text).unwrap();
     }
 
