@@ -163,7 +163,7 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
         Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
         Some(s) => {
             return Err(format!(
-                "boot_check.index_time_limit = {s}: seconds from 0 to 3600"
+                "boot_check.index_time_limit = {s}: seconds, more than 0 and at most 3600"
             ))
         }
     };

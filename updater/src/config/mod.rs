@@ -305,6 +305,34 @@ mod tests {
     }
 
     #[test]
+    fn the_index_self_test_settings() {
+        let config = load(EXAMPLE).unwrap();
+        assert_eq!(config.boot_check.index, IndexCheck::Require);
+        assert_eq!(config.boot_check.index_time_limit, Duration::from_secs(60));
+        let text = format!("{EXAMPLE}\n[boot_check]\nindex = \"warn\"\nindex_time_limit = 7.5\n");
+        let config = load(&text).unwrap();
+        assert_eq!(config.boot_check.index, IndexCheck::Warn);
+        assert_eq!(
+            config.boot_check.index_time_limit,
+            Duration::from_millis(7500)
+        );
+        for (setting, says) in [
+            (
+                "index_time_limit = 0",
+                "boot_check.index_time_limit = 0: seconds from 0 to 3600",
+            ),
+            (
+                "index_time_limit = 4000",
+                "boot_check.index_time_limit = 4000: seconds from 0 to 3600",
+            ),
+            ("index = \"always\"", "unknown variant `always`"),
+        ] {
+            let err = load(&format!("{EXAMPLE}\n[boot_check]\n{setting}\n")).unwrap_err();
+            assert!(err.to_string().contains(says), "{setting}: {err}");
+        }
+    }
+
+    #[test]
     fn health_checks() {
         let text = format!(
             "{EXAMPLE}\n[boot_check]\non_failure = \"retry\"\n\n[[boot_check.check]]\nname = \"api\"\nhttp = \"http://127.0.0.1:8080/health\"\nretry_for = 60\n\n[[boot_check.check]]\nname = \"motor\"\ncommand = [\"/usr/bin/check-motor\"]\ntimeout = 5\n"
