@@ -319,11 +319,11 @@ mod tests {
         for (setting, says) in [
             (
                 "index_time_limit = 0",
-                "boot_check.index_time_limit = 0: seconds from 0 to 3600",
+                "boot_check.index_time_limit = 0: seconds, more than 0 and at most 3600",
             ),
             (
                 "index_time_limit = 4000",
-                "boot_check.index_time_limit = 4000: seconds from 0 to 3600",
+                "boot_check.index_time_limit = 4000: seconds, more than 0 and at most 3600",
             ),
             ("index = \"always\"", "unknown variant `always`"),
         ] {
