@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
+use anyhow::{bail, ensure, Context};
 use bundle::{
     create_bundle, BundleError, BundleInput, BundleReader, ComponentKind, CreateOptions, Keyring,
     Manifest, SigningKey,
 };
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use cli_support::exit;
 
 mod release;
@@ -92,7 +92,9 @@ enum Command {
         /// The bundle to check.
         bundle: PathBuf,
     },
-    /// Publish a bundle into DIR and rewrite the channel's signed release index there.
+    /// Publish a bundle into DIR and rewrite the channel's signed release index there; or halt,
+    /// resume or roll back the channel's releases.
+    #[command(group(ArgGroup::new("action").required(true).args(["bundle", "halt", "resume", "rollback_to"])))]
     Release {
         /// Key that signs the index; give it more than once to sign with several keys.
         #[arg(long, value_name = "K.key", required = true)]
@@ -106,24 +108,35 @@ enum Command {
         /// The bundle to publish: the release's full bundle, which every updater can install
         /// (format 1 while devices with older updaters remain).
         #[arg(long, value_name = "B.zst")]
-        bundle: PathBuf,
+        bundle: Option<PathBuf>,
+        /// Stop the channel's newest release (its rollout, else the suggested release) where it
+        /// stands: devices that run it keep it, no other device starts it.
+        #[arg(long)]
+        halt: bool,
+        /// Lift a halt: the release rolls out again from where it stopped.
+        #[arg(long)]
+        resume: bool,
+        /// Return the channel to VERSION, a release it published before: every newer release is
+        /// withdrawn, and devices running one go back to VERSION (never below their security floor).
+        #[arg(long, value_name = "VERSION")]
+        rollback_to: Option<semver::Version>,
         /// The same release as a format-2 bundle (create --format 2): updaters that can fetch
         /// only what their device lacks take this one.
-        #[arg(long, value_name = "A.zst")]
+        #[arg(long, value_name = "A.zst", requires = "bundle")]
         adaptive: Option<PathBuf>,
         /// A delta bundle to the release (bundle-tool delta); repeat for several bases. A device
         /// that holds a delta's base in its booted group downloads the delta.
-        #[arg(long, value_name = "D.zst")]
+        #[arg(long, value_name = "D.zst", requires = "bundle")]
         delta: Vec<PathBuf>,
         /// The keys the devices trust (a .pub file or a folder of them): a bundle that does not
         /// verify against them is refused. Default: the public halves of the --key keys.
-        #[arg(long, value_name = "PATH")]
+        #[arg(long, value_name = "PATH", requires = "bundle")]
         keyring: Option<PathBuf>,
         /// Devices below this version update regardless of the rollout.
-        #[arg(long, value_name = "V")]
+        #[arg(long, value_name = "V", requires = "bundle")]
         min_version: Option<semver::Version>,
         /// Offer the bundle to this share of the devices only (else: to every device).
-        #[arg(long, value_name = "PERCENT")]
+        #[arg(long, value_name = "PERCENT", requires = "bundle")]
         rollout: Option<f64>,
         /// Which devices go first; default: the existing rollout's, or one made from the version.
         #[arg(long, requires = "rollout")]
@@ -230,24 +243,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             channel,
             bundle,
+            halt,
+            resume,
+            rollback_to,
             adaptive,
             delta,
             keyring,
             min_version,
             rollout,
             seed,
-        } => release::release(&release::Request {
-            keys: &key,
-            keyring: keyring.as_deref(),
-            dir: &dir,
-            channel: &channel,
-            bundle: &bundle,
-            adaptive: adaptive.as_deref(),
-            deltas: &delta,
-            min_version,
-            rollout,
-            seed,
-        }),
+        } => {
+            let action = match (bundle.as_deref(), rollback_to) {
+                (Some(bundle), _) => release::Action::Publish(release::Publish {
+                    keyring: keyring.as_deref(),
+                    bundle,
+                    adaptive: adaptive.as_deref(),
+                    deltas: &delta,
+                    min_version,
+                    rollout,
+                    seed,
+                }),
+                (None, Some(version)) => release::Action::RollbackTo(version),
+                (None, None) if halt => release::Action::Halt,
+                (None, None) => {
+                    ensure!(resume, "give --bundle, --halt, --resume or --rollback-to");
+                    release::Action::Resume
+                }
+            };
+            release::release(&release::Request {
+                keys: &key,
+                dir: &dir,
+                channel: &channel,
+                action,
+            })
+        }
     }
 }
 

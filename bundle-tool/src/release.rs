@@ -6,17 +6,35 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{ensure, Context};
-use bundle::release::{valid_seed, BaseImage, DeltaArtifact, Release, ReleaseIndex, Rollout};
+use bundle::release::{
+    valid_seed, BaseImage, ChannelError, DeltaArtifact, Release, ReleaseIndex, Rollout,
+};
 use bundle::{BundleReader, Keyring, SigningKey};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 pub struct Request<'a> {
     pub keys: &'a [PathBuf],
-    /// What the devices trust; None: the public halves of `keys`.
-    pub keyring: Option<&'a Path>,
     pub dir: &'a Path,
     pub channel: &'a str,
+    pub action: Action<'a>,
+}
+
+/// What a release run does to the channel.
+pub enum Action<'a> {
+    /// Publish a bundle (and its other forms) as the suggested release or as a rollout.
+    Publish(Publish<'a>),
+    /// Stop the current rollout where it stands.
+    Halt,
+    /// Lift the halt.
+    Resume,
+    /// Return the channel to an earlier release and withdraw every newer one.
+    RollbackTo(semver::Version),
+}
+
+pub struct Publish<'a> {
+    /// What the devices trust; None: the public halves of the signing keys.
+    pub keyring: Option<&'a Path>,
     pub bundle: &'a Path,
     /// The same release as a format-2 bundle, fetched in parts by devices that can.
     pub adaptive: Option<&'a Path>,
@@ -42,20 +60,42 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         .iter()
         .map(|k| SigningKey::load(k))
         .collect::<Result<Vec<_>, _>>()?;
-    let keyring = match request.keyring {
+    let index_path = index_path(request.dir, request.channel);
+    let index = match &request.action {
+        Action::Publish(publish) => publish_bundle(request, publish, &keys, &index_path)?,
+        Action::Halt => rewrite(request.dir, &keys, &index_path, ReleaseIndex::halt)?,
+        Action::Resume => rewrite(request.dir, &keys, &index_path, ReleaseIndex::resume)?,
+        Action::RollbackTo(version) => rewrite(request.dir, &keys, &index_path, |index| {
+            if index.rollback_to(version)? {
+                eprintln!("bundle-tool: note: the channel's minimum version is lowered to {version}, the release it returns to");
+            }
+            Ok(())
+        })?,
+    };
+    println!("{}", describe(&index, &index_path));
+    Ok(())
+}
+
+fn publish_bundle(
+    request: &Request,
+    publish: &Publish,
+    keys: &[SigningKey],
+    index_path: &Path,
+) -> anyhow::Result<ReleaseIndex> {
+    let keyring = match publish.keyring {
         Some(path) => Keyring::load(path)?,
         None => Keyring::from_keys(
             keys.iter().map(SigningKey::public_key).collect(),
             Path::new("the --key keys"),
         )?,
     };
-    let main = Artifact::read(request.bundle, &keyring)?;
+    let main = Artifact::read(publish.bundle, &keyring)?;
     let manifest = main.manifest.clone();
-    let adaptive = request
+    let adaptive = publish
         .adaptive
         .map(|path| Artifact::read(path, &keyring))
         .transpose()?;
-    let deltas = request
+    let deltas = publish
         .deltas
         .iter()
         .map(|path| Artifact::read(path, &keyring))
@@ -89,22 +129,15 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
     ensure!(
         !manifest.is_delta(),
         "--bundle {}: a delta cannot be a release's full bundle; give it with --delta",
-        request.bundle.display()
+        publish.bundle.display()
     );
     fs::create_dir_all(request.dir)
         .with_context(|| format!("creating {}", request.dir.display()))?;
     // Held until the index is written, so that two releases into one folder (parallel CI jobs)
     // never lose each other's changes.
     let _lock = lock_folder(request.dir)?;
-    let index_path = index_path(request.dir, request.channel);
-    let mut index = match fs::read(&index_path) {
-        Ok(bytes) => ReleaseIndex::parse_unverified(&bytes)
-            .with_context(|| format!("reading {}", index_path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            ReleaseIndex::new(request.channel, &manifest.compatible)
-        }
-        Err(e) => return Err(e).with_context(|| format!("reading {}", index_path.display())),
-    };
+    let mut index = read_index(index_path)?
+        .unwrap_or_else(|| ReleaseIndex::new(request.channel, &manifest.compatible));
     ensure!(
         index.compatible == manifest.compatible,
         "channel '{}' is for '{}', the bundle for '{}'",
@@ -126,6 +159,7 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
         url: main.name.clone(),
         size: main.size,
         manifest_sha256: main.manifest_sha256,
+        security_version: manifest.security_version,
         adaptive: adaptive.as_ref().map(Artifact::entry),
         deltas: deltas
             .iter()
@@ -147,7 +181,7 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
             })
             .collect(),
     };
-    update_index(&mut index, release, request)?;
+    update_index(&mut index, release, publish)?;
     for (artifact, published) in std::iter::once(&main)
         .chain(&adaptive)
         .chain(&deltas)
@@ -157,12 +191,52 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
             copy_durably(artifact.path, &request.dir.join(&artifact.name))?;
         }
     }
+    sign_and_write(&mut index, keys, index_path)?;
+    Ok(index)
+}
+
+/// The channel's index as it is in the folder, if there is one (its signature is not checked:
+/// the folder is the publisher's own).
+fn read_index(index_path: &Path) -> anyhow::Result<Option<ReleaseIndex>> {
+    match fs::read(index_path) {
+        Ok(bytes) => ReleaseIndex::parse_unverified(&bytes)
+            .map(Some)
+            .with_context(|| format!("reading {}", index_path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", index_path.display())),
+    }
+}
+
+/// Changes the channel's existing index under the folder's lock, and signs it anew.
+fn rewrite(
+    dir: &Path,
+    keys: &[SigningKey],
+    index_path: &Path,
+    change: impl FnOnce(&mut ReleaseIndex) -> Result<(), ChannelError>,
+) -> anyhow::Result<ReleaseIndex> {
+    let _lock = lock_folder(dir)?;
+    let mut index = read_index(index_path)?.with_context(|| {
+        format!(
+            "{} does not exist: the channel has no release yet",
+            index_path.display()
+        )
+    })?;
+    change(&mut index)?;
+    index.validate().map_err(anyhow::Error::msg)?;
+    sign_and_write(&mut index, keys, index_path)?;
+    Ok(index)
+}
+
+/// A higher serial, the time, the signatures; then the file replaces the old one atomically.
+fn sign_and_write(
+    index: &mut ReleaseIndex,
+    keys: &[SigningKey],
+    index_path: &Path,
+) -> anyhow::Result<()> {
     index.serial += 1;
     index.published = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let key_refs: Vec<&SigningKey> = keys.iter().collect();
-    write_atomically(&index_path, &index.to_signed(&key_refs))?;
-    println!("{}", describe(&index, &index_path));
-    Ok(())
+    write_atomically(index_path, &index.to_signed(&key_refs))
 }
 
 /// The index after publishing `release`: as a rollout when a percentage is given, else as the
@@ -170,9 +244,19 @@ pub fn release(request: &Request) -> anyhow::Result<()> {
 fn update_index(
     index: &mut ReleaseIndex,
     release: Release,
-    request: &Request,
+    request: &Publish,
 ) -> anyhow::Result<()> {
     let version = release.version.clone();
+    ensure!(
+        !index.is_withdrawn(&version),
+        "{version} was withdrawn from the channel (--rollback-to); publish the fix as a new version"
+    );
+    if let Some(halted) = &index.halted {
+        ensure!(
+            version != halted.release.version,
+            "the rollout of {version} is halted; --resume lifts the halt"
+        );
+    }
     if let Some(suggested) = &index.suggested {
         ensure!(
             version >= suggested.version,
@@ -213,22 +297,42 @@ fn update_index(
                     );
                 }
             }
-            index.rollout = Some(Rollout {
+            let replaced = index.rollout.replace(Rollout {
                 seed,
                 percent,
                 release,
             });
+            if let Some(replaced) = replaced.filter(|r| r.release.version != version) {
+                index.retire(replaced.release);
+            }
         }
         None => {
             ensure!(request.seed.is_none(), "--seed belongs to --rollout");
-            index.suggested = Some(release);
+            if let Some(replaced) = index.suggested.replace(release) {
+                if replaced.version != version {
+                    index.retire(replaced);
+                }
+            }
             if index
                 .rollout
                 .as_ref()
                 .is_some_and(|r| r.release.version <= version)
             {
-                index.rollout = None;
+                let ended = index.rollout.take().map(|r| r.release);
+                if let Some(older) = ended.filter(|r| r.version != version) {
+                    index.retire(older);
+                }
             }
+        }
+    }
+    // A newer release supersedes a halted one.
+    if index
+        .halted
+        .as_ref()
+        .is_some_and(|h| h.release.version < version)
+    {
+        if let Some(halted) = index.halted.take() {
+            index.retire(halted.release);
         }
     }
     if let Some(min) = &request.min_version {
@@ -420,8 +524,18 @@ fn describe(index: &ReleaseIndex, path: &Path) -> String {
             r.release.version, r.percent, r.seed
         ));
     }
+    if let Some(h) = &index.halted {
+        out.push_str(&format!("; halted {}", h.release.version));
+        if let Some(percent) = h.percent {
+            out.push_str(&format!(" at {percent}%"));
+        }
+    }
     if let Some(min) = &index.min_version {
         out.push_str(&format!("; minimum {min}"));
+    }
+    if !index.withdrawn.is_empty() {
+        let versions: Vec<String> = index.withdrawn.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("; withdrawn {}", versions.join(", ")));
     }
     out
 }

@@ -36,7 +36,23 @@ pub struct ReleaseIndex {
     /// A newer release that only a share of the devices takes yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// A release whose rollout was stopped where it stood: devices that run it keep it, no other
+    /// device starts it. Kept out of `suggested` and `rollout`, so that updaters that predate
+    /// halting (and ignore this field) do not start it either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<Halted>,
+    /// Versions taken back: no device installs them again, and a device that runs one returns to
+    /// `suggested`, although it is older (never below the device's security floor).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn: Vec<semver::Version>,
+    /// Releases the channel suggested or rolled out before, newest first (at most
+    /// [`MAX_PREVIOUS`]): what a halt or a rollback returns to. Devices do not act on them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous: Vec<Release>,
 }
+
+/// How many earlier releases an index remembers.
+pub const MAX_PREVIOUS: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Release {
@@ -57,6 +73,14 @@ pub struct Release {
     /// Delta bundles to this release, each from the images named in its `base`.
     #[serde(default, rename = "delta", skip_serializing_if = "Vec::is_empty")]
     pub deltas: Vec<DeltaArtifact>,
+    /// The bundle's anti-rollback counter, so that a device knows before downloading whether a
+    /// rollback would go below its floor. Absent: 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub security_version: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Another bundle of the same release.
@@ -114,6 +138,17 @@ pub struct Rollout {
     pub release: Release,
 }
 
+/// A stopped rollout, and where it stood: a share of the devices (`seed` and `percent`), or, with
+/// neither, every device (it was the suggested release).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Halted {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<f64>,
+    pub release: Release,
+}
+
 impl Rollout {
     /// The percentage in hundredths of a percent (basis points), as the bucket test uses it.
     pub fn basis_points(&self) -> u32 {
@@ -167,7 +202,22 @@ impl ReleaseIndex {
             min_version: None,
             suggested: None,
             rollout: None,
+            halted: None,
+            withdrawn: Vec::new(),
+            previous: Vec::new(),
         }
+    }
+
+    /// The releases devices may be sent to: suggested, rolling out, halted.
+    pub fn current(&self) -> impl Iterator<Item = &Release> {
+        self.suggested
+            .iter()
+            .chain(self.rollout.iter().map(|r| &r.release))
+            .chain(self.halted.iter().map(|h| &h.release))
+    }
+
+    pub fn is_withdrawn(&self, version: &semver::Version) -> bool {
+        self.withdrawn.contains(version)
     }
 
     /// Parses and validates an index body, without looking at signatures.
@@ -190,11 +240,7 @@ impl ReleaseIndex {
         if self.channel.is_empty() || self.compatible.is_empty() {
             return Err("channel and compatible must not be empty".into());
         }
-        let releases = self
-            .suggested
-            .iter()
-            .chain(self.rollout.iter().map(|r| &r.release));
-        for release in releases {
+        for release in self.current().chain(&self.previous) {
             if release.url.is_empty() {
                 return Err(format!("release {} has no url", release.version));
             }
@@ -207,18 +253,20 @@ impl ReleaseIndex {
                 }
             }
         }
+        if let Some(current) = self.current().find(|r| self.is_withdrawn(&r.version)) {
+            return Err(format!(
+                "release {} is withdrawn, yet offered to devices",
+                current.version
+            ));
+        }
         if let Some(rollout) = &self.rollout {
-            if !(rollout.percent.is_finite() && (0.0..=100.0).contains(&rollout.percent)) {
-                return Err(format!(
-                    "rollout percent {} is not between 0 and 100",
-                    rollout.percent
-                ));
-            }
-            if !valid_seed(&rollout.seed) {
-                return Err(format!(
-                    "rollout seed '{}' must be 1 to 128 letters, digits, '.', '_' or '-'",
-                    rollout.seed
-                ));
+            check_share(&rollout.seed, rollout.percent)?;
+        }
+        if let Some(halted) = &self.halted {
+            match (&halted.seed, halted.percent) {
+                (Some(seed), Some(percent)) => check_share(seed, percent)?,
+                (None, None) => {}
+                _ => return Err("a halted rollout needs both seed and percent, or neither".into()),
             }
         }
         Ok(())
@@ -260,6 +308,190 @@ impl ReleaseIndex {
     }
 }
 
+fn check_share(seed: &str, percent: f64) -> Result<(), String> {
+    if !(percent.is_finite() && (0.0..=100.0).contains(&percent)) {
+        return Err(format!(
+            "rollout percent {percent} is not between 0 and 100"
+        ));
+    }
+    if !valid_seed(seed) {
+        return Err(format!(
+            "rollout seed '{seed}' must be 1 to 128 letters, digits, '.', '_' or '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Why a halt, resume or rollback cannot change the channel as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    #[error("the rollout of {0} is halted already (--resume lifts the halt)")]
+    AlreadyHalted(semver::Version),
+    #[error("the channel has no release to halt")]
+    NothingToHalt,
+    #[error("the channel has no halted rollout to resume")]
+    NotHalted,
+    #[error("{rolling} is rolling out now; publish {halted} again to roll it out instead")]
+    RolloutInTheWay {
+        rolling: semver::Version,
+        halted: semver::Version,
+    },
+    #[error("{0} is withdrawn itself; roll back to a release before it")]
+    Withdrawn(semver::Version),
+    #[error("{version} is not a release of channel '{channel}' (it knows: {known})")]
+    UnknownRelease {
+        version: semver::Version,
+        channel: String,
+        known: String,
+    },
+    #[error(
+        "no release of channel '{channel}' is newer than {version}: there is nothing to roll back"
+    )]
+    NothingNewer {
+        version: semver::Version,
+        channel: String,
+    },
+}
+
+/// The changes a publisher makes to a channel besides publishing: pure functions of the index,
+/// so that the tool and the tests share them.
+impl ReleaseIndex {
+    /// Stops the rollout of the channel's newest release (rolling out, or else suggested) where
+    /// it stands. A halted suggested release gives its place back to the release before it.
+    pub fn halt(&mut self) -> Result<(), ChannelError> {
+        if let Some(halted) = &self.halted {
+            return Err(ChannelError::AlreadyHalted(halted.release.version.clone()));
+        }
+        let halted = match (self.rollout.take(), self.suggested.take()) {
+            (Some(rollout), suggested) => {
+                self.suggested = suggested;
+                Halted {
+                    seed: Some(rollout.seed),
+                    percent: Some(rollout.percent),
+                    release: rollout.release,
+                }
+            }
+            (None, Some(suggested)) => {
+                self.suggested = self.take_previous(&suggested.version);
+                Halted {
+                    seed: None,
+                    percent: None,
+                    release: suggested,
+                }
+            }
+            (None, None) => return Err(ChannelError::NothingToHalt),
+        };
+        self.halted = Some(halted);
+        Ok(())
+    }
+
+    /// Puts a halted release back where it stood.
+    pub fn resume(&mut self) -> Result<(), ChannelError> {
+        let halted = self.halted.as_ref().ok_or(ChannelError::NotHalted)?;
+        if let (Some(_), Some(rollout)) = (&halted.seed, &self.rollout) {
+            return Err(ChannelError::RolloutInTheWay {
+                rolling: rollout.release.version.clone(),
+                halted: halted.release.version.clone(),
+            });
+        }
+        let Some(halted) = self.halted.take() else {
+            return Err(ChannelError::NotHalted);
+        };
+        match (halted.seed, halted.percent) {
+            (Some(seed), Some(percent)) => {
+                self.rollout = Some(Rollout {
+                    seed,
+                    percent,
+                    release: halted.release,
+                });
+            }
+            _ => {
+                if let Some(suggested) = self.suggested.take() {
+                    self.retire(suggested);
+                }
+                self.suggested = Some(halted.release);
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `version`, which the channel published before, the suggested release again, and
+    /// withdraws every newer release the channel knows. Returns whether the channel's minimum
+    /// version had to come down to `version`.
+    pub fn rollback_to(&mut self, version: &semver::Version) -> Result<bool, ChannelError> {
+        if self.is_withdrawn(version) {
+            return Err(ChannelError::Withdrawn(version.clone()));
+        }
+        let known: Vec<Release> = self.current().chain(&self.previous).cloned().collect();
+        let Some(target) = known.iter().find(|r| r.version == *version).cloned() else {
+            let mut versions: Vec<String> = known.iter().map(|r| r.version.to_string()).collect();
+            versions.dedup();
+            return Err(ChannelError::UnknownRelease {
+                version: version.clone(),
+                channel: self.channel.clone(),
+                known: if versions.is_empty() {
+                    "none".into()
+                } else {
+                    versions.join(", ")
+                },
+            });
+        };
+        let newer: Vec<semver::Version> = known
+            .iter()
+            .map(|r| r.version.clone())
+            .filter(|v| v > version)
+            .collect();
+        if newer.is_empty() {
+            return Err(ChannelError::NothingNewer {
+                version: version.clone(),
+                channel: self.channel.clone(),
+            });
+        }
+        let leaving = [
+            self.suggested.take(),
+            self.rollout.take().map(|r| r.release),
+            self.halted.take().map(|h| h.release),
+        ];
+        for release in leaving.into_iter().flatten() {
+            self.retire(release);
+        }
+        self.previous.retain(|r| r.version != *version);
+        for v in newer {
+            if !self.withdrawn.contains(&v) {
+                self.withdrawn.push(v);
+            }
+        }
+        self.withdrawn.sort();
+        let lowered = self.min_version.as_ref().is_some_and(|min| min > version);
+        if lowered {
+            self.min_version = Some(version.clone());
+        }
+        self.suggested = Some(target);
+        Ok(lowered)
+    }
+
+    /// Keeps a release that leaves suggested, rollout or halted among the earlier ones (newest
+    /// first, without its deltas, which start from what devices ran before it).
+    pub fn retire(&mut self, release: Release) {
+        self.previous.retain(|r| r.version != release.version);
+        self.previous.push(Release {
+            deltas: Vec::new(),
+            ..release
+        });
+        self.previous.sort_by(|a, b| b.version.cmp(&a.version));
+        self.previous.truncate(MAX_PREVIOUS);
+    }
+
+    /// The newest earlier release below `below` that is not withdrawn, taken out of `previous`.
+    fn take_previous(&mut self, below: &semver::Version) -> Option<Release> {
+        let at = self
+            .previous
+            .iter()
+            .position(|r| r.version < *below && !self.withdrawn.contains(&r.version))?;
+        Some(self.previous.remove(at))
+    }
+}
+
 /// The signed body, and the signature lines with their comment prefix taken off.
 fn split_signed(file: &[u8]) -> Result<(&[u8], Vec<u8>), BundleError> {
     let marker = SIGNATURE_MARKER.as_bytes();
@@ -291,6 +523,7 @@ mod tests {
             manifest_sha256: [0xab; 32],
             adaptive: None,
             deltas: Vec::new(),
+            security_version: 0,
         }
     }
 

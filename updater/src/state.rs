@@ -109,6 +109,9 @@ pub struct InstallRecord {
     pub downloaded_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reused_bytes: Option<u64>,
+    /// The withdrawn version this install left, when a release index rolled the device back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_from: Option<String>,
 }
 
 named! {

@@ -1,6 +1,6 @@
 //! Whether a release index asks this device to update, and why: a pure function of the index, the
 //! running version, the device's bucket and its own install history.
-use bundle::release::{bucket, bucket_fraction, in_rollout, Release, ReleaseIndex};
+use bundle::release::{bucket, bucket_fraction, in_rollout, Halted, Release, ReleaseIndex};
 use semver::Version;
 use serde::Serialize;
 
@@ -28,6 +28,12 @@ pub enum Reason {
     FailedHere,
     /// The index names no release.
     NoRelease,
+    /// A newer release's rollout is halted; the device stays where it is.
+    Halted,
+    /// The device runs a withdrawn release and returns to the suggested one, although it is older.
+    Rollback,
+    /// The device runs a withdrawn release, but the one to return to is below its security floor.
+    RollbackBlocked,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +57,8 @@ pub struct Device<'a> {
     pub pin: Pin,
     pub running: Option<&'a Version>,
     pub last_install: Option<&'a InstallRecord>,
+    /// Bundles with a lower security version are never installed here.
+    pub security_floor: u64,
 }
 
 pub fn decide(index: &ReleaseIndex, device: &Device) -> Decision {
@@ -114,23 +122,77 @@ pub fn decide(index: &ReleaseIndex, device: &Device) -> Decision {
             _ => (index.suggested.as_ref(), Reason::Suggested),
         }
     };
+    // A device on a withdrawn release goes back to the suggested one, unless a newer one applies.
+    let withdrawn = running.filter(|running| index.is_withdrawn(running));
+    let (target, reason) = match withdrawn {
+        Some(running) if target.is_none_or(|t| t.version <= *running) => {
+            (index.suggested.as_ref(), Reason::Rollback)
+        }
+        _ => (target, reason),
+    };
     let bucket = in_this_rollout.map(|(_, b, _)| bucket_fraction(b));
     let with_bucket = |mut d: Decision| {
         d.bucket = bucket;
         d
     };
+    let halted = index
+        .halted
+        .as_ref()
+        .filter(|h| running.is_none_or(|running| *running < h.release.version));
+    let halted_verdict = |h: &Halted| {
+        verdict(
+            false,
+            Some(&h.release),
+            Reason::Halted,
+            format!(
+                "the rollout of {} is halted ({}); this device stays on {}",
+                h.release.version,
+                match h.percent {
+                    Some(percent) => format!("at {percent}%"),
+                    None => "it was suggested to every device".into(),
+                },
+                running.map_or("its version".into(), ToString::to_string),
+            ),
+        )
+    };
     let Some(target) = target else {
+        return with_bucket(match (withdrawn, halted) {
+            (Some(running), _) => verdict(
+                false,
+                None,
+                Reason::NoRelease,
+                format!("runs {running}, which was withdrawn, but the index names no release to return to"),
+            ),
+            (None, Some(h)) => halted_verdict(h),
+            (None, None) => verdict(
+                false,
+                None,
+                Reason::NoRelease,
+                "the index names no release this device may take".into(),
+            ),
+        });
+    };
+    if reason == Reason::Rollback && target.security_version < device.security_floor {
         return with_bucket(verdict(
             false,
-            None,
-            Reason::NoRelease,
-            "the index names no release this device may take".into(),
+            Some(target),
+            Reason::RollbackBlocked,
+            format!(
+                "runs {}, which was withdrawn, but {} has security version {}, below this device's floor {}: it stays",
+                withdrawn.expect("a rollback leaves a withdrawn version"),
+                target.version,
+                target.security_version,
+                device.security_floor
+            ),
         ));
-    };
-    if running.is_some_and(|running| *running >= target.version) {
+    }
+    if reason != Reason::Rollback && running.is_some_and(|running| *running >= target.version) {
         let waiting = in_this_rollout.filter(|(r, _, included)| {
             !included && running.is_some_and(|v| *v < r.release.version)
         });
+        if let (None, Some(h)) = (waiting, halted) {
+            return with_bucket(halted_verdict(h));
+        }
         return with_bucket(match waiting {
             Some((r, b, _)) => verdict(
                 false,
@@ -183,6 +245,10 @@ pub fn decide(index: &ReleaseIndex, device: &Device) -> Decision {
         }
     }
     let message = match reason {
+        Reason::Rollback => format!(
+            "runs {}, which was withdrawn: back to {version}",
+            withdrawn.expect("a rollback leaves a withdrawn version")
+        ),
         Reason::BelowMinimum => format!(
             "runs {}, below the channel's minimum {}: update to {version}",
             running.map_or("?".into(), ToString::to_string),
@@ -222,6 +288,7 @@ mod tests {
             manifest_sha256: [0; 32],
             adaptive: None,
             deltas: Vec::new(),
+            security_version: 0,
         }
     }
 
@@ -256,6 +323,7 @@ mod tests {
                 pin,
                 running: Some(&running),
                 last_install: None,
+                security_floor: 0,
             },
         )
     }
@@ -364,6 +432,7 @@ mod tests {
                 error: None,
                 downloaded_bytes: None,
                 reused_bytes: None,
+                rollback_from: None,
             };
             let d = decide(
                 &idx,
@@ -373,6 +442,7 @@ mod tests {
                     pin: Pin::None,
                     running: Some(&running),
                     last_install: Some(&last),
+                    security_floor: 0,
                 },
             );
             assert_eq!((d.update, d.reason), (false, reason), "{}", d.message);

@@ -16,7 +16,7 @@ use crate::install::{install_from, InstallOptions, InstallReport};
 use crate::progress::Progress;
 use crate::source;
 use crate::state::StateDir;
-use decide::{decide, Decision, Device};
+use decide::{decide, Decision, Device, Reason};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
@@ -178,6 +178,7 @@ pub fn check(config: &Config) -> Result<CheckReport> {
             pin: fleet.pin,
             running: running.as_ref(),
             last_install: state.last_install.as_ref(),
+            security_floor: state.security_floor,
         },
     );
     info!(%index_url, serial = index.serial, %signer, update = decision.update, reason = ?decision.reason, "checked the release index");
@@ -227,10 +228,19 @@ pub fn install_checked(
         .fetches
         .split_last()
         .ok_or_else(|| UpdaterError::Usage("the check names no release to install".into()))?;
+    // The index withdrew the running release: going back to an older one is what it asks for.
+    let rollback_from = report
+        .decision
+        .running
+        .as_deref()
+        .filter(|_| report.decision.reason == Reason::Rollback)
+        .and_then(|running| semver::Version::parse(running).ok());
     let install = |fetch: &Fetch| {
         info!(url = %fetch.url, way = %fetch.kind, "installing");
         let options = InstallOptions {
             expect_manifest: Some(fetch.manifest_sha256),
+            allow_downgrade: options.allow_downgrade || rollback_from.is_some(),
+            rollback_from: rollback_from.clone(),
             ..options.clone()
         };
         install_from(

@@ -53,6 +53,9 @@ pub struct InstallOptions {
     pub expect_manifest: Option<[u8; 32]>,
     /// Set from another thread to stop the install; the target group stays unbootable.
     pub cancel: Option<Arc<CancelToken>>,
+    /// A release index withdrew the running version (this one): the install goes back to an
+    /// older release, and is recorded as a rollback.
+    pub rollback_from: Option<semver::Version>,
 }
 
 impl InstallOptions {
@@ -269,6 +272,7 @@ fn run<R: Read>(
         error: None,
         downloaded_bytes: None,
         reused_bytes: None,
+        rollback_from: options.rollback_from.as_ref().map(ToString::to_string),
     });
     store.save(&state)?;
     // The group's old firmware goes with its old system.
@@ -334,7 +338,10 @@ fn run<R: Read>(
         EventKind::Install,
         target,
         Some(&manifest.version.to_string()),
-        None,
+        options
+            .rollback_from
+            .as_ref()
+            .map(|from| format!("rollback from the withdrawn {from}")),
     );
     store.save(&state)?;
     crate::fault::pause_before_activation();

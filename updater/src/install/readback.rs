@@ -135,6 +135,9 @@ fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
             "reading back slot {}",
             target.name
         )))?;
+    // What was read back is not needed again: left cached, a whole slot's worth would crowd out
+    // the application's pages (and, under systemd's MemoryMax=, the updater's own).
+    let _ = drop_cached(&target.reader, chunk.offset as i64, chunk.len as i64);
     if hash_chunk(buf) == chunk.digest {
         Ok(())
     } else {

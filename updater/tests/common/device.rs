@@ -270,5 +270,6 @@ pub fn release_of(bundle: &Path, url: &str) -> bundle::release::Release {
         manifest_sha256: reader.manifest_sha256(),
         adaptive: None,
         deltas: Vec::new(),
+        security_version: reader.manifest().security_version,
     }
 }

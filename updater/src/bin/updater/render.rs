@@ -91,8 +91,13 @@ pub fn status(s: &Status) {
             .as_deref()
             .map(|e| format!(": {e}"))
             .unwrap_or_default();
+        let rollback = last
+            .rollback_from
+            .as_deref()
+            .map(|from| format!(" (rollback from the withdrawn {from})"))
+            .unwrap_or_default();
         println!(
-            "last install: {} into {}: {} at {}{error}",
+            "last install: {} into {}{rollback}: {} at {}{error}",
             last.version,
             last.target,
             last.result.as_str(),
