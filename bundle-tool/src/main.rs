@@ -122,21 +122,21 @@ enum Command {
         rollback_to: Option<semver::Version>,
         /// The same release as a format-2 bundle (create --format 2): updaters that can fetch
         /// only what their device lacks take this one.
-        #[arg(long, value_name = "A.zst", requires = "bundle")]
+        #[arg(long, value_name = "A.zst", conflicts_with_all = CHANNEL_CHANGES)]
         adaptive: Option<PathBuf>,
         /// A delta bundle to the release (bundle-tool delta); repeat for several bases. A device
         /// that holds a delta's base in its booted group downloads the delta.
-        #[arg(long, value_name = "D.zst", requires = "bundle")]
+        #[arg(long, value_name = "D.zst", conflicts_with_all = CHANNEL_CHANGES)]
         delta: Vec<PathBuf>,
         /// The keys the devices trust (a .pub file or a folder of them): a bundle that does not
         /// verify against them is refused. Default: the public halves of the --key keys.
-        #[arg(long, value_name = "PATH", requires = "bundle")]
+        #[arg(long, value_name = "PATH", conflicts_with_all = CHANNEL_CHANGES)]
         keyring: Option<PathBuf>,
         /// Devices below this version update regardless of the rollout.
-        #[arg(long, value_name = "V", requires = "bundle")]
+        #[arg(long, value_name = "V", conflicts_with_all = CHANNEL_CHANGES)]
         min_version: Option<semver::Version>,
         /// Offer the bundle to this share of the devices only (else: to every device).
-        #[arg(long, value_name = "PERCENT", requires = "bundle")]
+        #[arg(long, value_name = "PERCENT", conflicts_with_all = CHANNEL_CHANGES)]
         rollout: Option<f64>,
         /// Which devices go first; default: the existing rollout's, or one made from the version.
         #[arg(long, requires = "rollout")]
@@ -151,6 +151,9 @@ enum Command {
         json: bool,
     },
 }
+
+/// The release actions that change the channel without a bundle: a bundle's options go with none.
+const CHANNEL_CHANGES: [&str; 3] = ["halt", "resume", "rollback_to"];
 
 fn main() -> ExitCode {
     cli_support::init_logging("BUNDLE_TOOL_LOG");

@@ -214,13 +214,15 @@ fn rewrite(
     index_path: &Path,
     change: impl FnOnce(&mut ReleaseIndex) -> Result<(), ChannelError>,
 ) -> anyhow::Result<ReleaseIndex> {
-    let _lock = lock_folder(dir)?;
-    let mut index = read_index(index_path)?.with_context(|| {
+    let missing = || {
         format!(
             "{} does not exist: the channel has no release yet",
             index_path.display()
         )
-    })?;
+    };
+    ensure!(dir.is_dir(), missing());
+    let _lock = lock_folder(dir)?;
+    let mut index = read_index(index_path)?.with_context(missing)?;
     change(&mut index)?;
     index.validate().map_err(anyhow::Error::msg)?;
     sign_and_write(&mut index, keys, index_path)?;

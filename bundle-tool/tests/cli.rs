@@ -399,6 +399,133 @@ fn release_publishes_bundles_and_rewrites_the_signed_index() {
     assert_eq!(parsed["suggested"]["version"].as_str(), Some("1.1.0"));
 }
 
+/// `bundle-tool release` of an action that takes no bundle (--halt, --resume, --rollback-to V).
+fn change_channel(d: &Path, action: &[&str]) -> Output {
+    let mut args = vec![
+        "release",
+        "--key",
+        "release.key",
+        "--dir",
+        "www",
+        "--channel",
+        "stable",
+    ];
+    args.extend_from_slice(action);
+    tool(d, &args)
+}
+
+fn index_body(d: &Path) -> toml::Value {
+    let index = index_of(d);
+    toml::from_str(&index[..index.find("# -----BEGIN SIGNATURES-----").unwrap()]).unwrap()
+}
+
+#[test]
+fn halt_resume_and_rollback_rewrite_the_signed_index() {
+    let dir = release_workspace();
+    let d = dir.path();
+    bundle_of(d, "1.2.0", "acme-1.2.0.zst");
+    ok(&release(d, "acme-1.0.0.zst", &[]));
+    ok(&release(d, "acme-1.1.0.zst", &[]));
+    ok(&release(d, "acme-1.2.0.zst", &["--rollout", "20"]));
+
+    let out = ok(&change_channel(d, &["--halt"]));
+    assert!(
+        out.contains("serial 4") && out.contains("halted 1.2.0 at 20%"),
+        "{out}"
+    );
+    let body = index_body(d);
+    assert!(body.get("rollout").is_none(), "{body}");
+    assert_eq!(body["halted"]["release"]["version"].as_str(), Some("1.2.0"));
+    assert_eq!(body["halted"]["percent"].as_float(), Some(20.0));
+    assert_eq!(
+        body["suggested"]["security_version"].as_integer(),
+        Some(2),
+        "{body}"
+    );
+    let halted = index_of(d);
+    fails(
+        &change_channel(d, &["--halt"]),
+        1,
+        "the rollout of 1.2.0 is halted already (--resume lifts the halt)",
+    );
+    fails(
+        &release(d, "acme-1.2.0.zst", &["--rollout", "50"]),
+        1,
+        "the rollout of 1.2.0 is halted; --resume lifts the halt",
+    );
+    assert_eq!(index_of(d), halted, "a refused change rewrote the index");
+
+    let out = ok(&change_channel(d, &["--resume"]));
+    assert!(out.contains("rollout 1.2.0 to 20% (seed 1.2.0)"), "{out}");
+    fails(
+        &change_channel(d, &["--resume"]),
+        1,
+        "the channel has no halted rollout to resume",
+    );
+
+    let out = ok(&change_channel(d, &["--rollback-to", "1.0.0"]));
+    assert!(
+        out.contains("serial 6")
+            && out.contains("suggested 1.0.0")
+            && out.contains("withdrawn 1.1.0, 1.2.0")
+            && !out.contains("rollout"),
+        "{out}"
+    );
+    let body = index_body(d);
+    let withdrawn: Vec<&str> = body["withdrawn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(withdrawn, ["1.1.0", "1.2.0"]);
+    let rolled_back = index_of(d);
+    fails(
+        &release(d, "acme-1.1.0.zst", &[]),
+        1,
+        "1.1.0 was withdrawn from the channel (--rollback-to); publish the fix as a new version",
+    );
+    fails(
+        &change_channel(d, &["--rollback-to", "0.9.0"]),
+        1,
+        "0.9.0 is not a release of channel 'stable' (it knows: 1.0.0, 1.2.0, 1.1.0)",
+    );
+    fails(
+        &change_channel(d, &["--rollback-to", "1.0.0"]),
+        1,
+        "no release of channel 'stable' is newer than 1.0.0: there is nothing to roll back",
+    );
+    assert_eq!(
+        index_of(d),
+        rolled_back,
+        "a refused change rewrote the index"
+    );
+    // A fix under a new version is published as usual.
+    bundle_of(d, "1.2.1", "acme-1.2.1.zst");
+    let out = ok(&release(d, "acme-1.2.1.zst", &[]));
+    assert!(out.contains("suggested 1.2.1"), "{out}");
+}
+
+#[test]
+fn halt_and_its_kin_need_a_channel_and_no_bundle_options() {
+    let dir = release_workspace();
+    let d = dir.path();
+    fails(
+        &change_channel(d, &["--halt"]),
+        1,
+        "www/stable.toml does not exist: the channel has no release yet",
+    );
+    assert!(!d.join("www/stable.toml").exists());
+    let out = change_channel(d, &["--halt", "--rollout", "5"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
+    let out = change_channel(d, &["--halt", "--resume"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = change_channel(d, &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn release_refuses_what_would_mislead_devices() {
     let dir = release_workspace();

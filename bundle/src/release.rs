@@ -439,7 +439,7 @@ impl ReleaseIndex {
         let newer: Vec<semver::Version> = known
             .iter()
             .map(|r| r.version.clone())
-            .filter(|v| v > version)
+            .filter(|v| v > version && !self.is_withdrawn(v))
             .collect();
         if newer.is_empty() {
             return Err(ChannelError::NothingNewer {
@@ -456,12 +456,9 @@ impl ReleaseIndex {
             self.retire(release);
         }
         self.previous.retain(|r| r.version != *version);
-        for v in newer {
-            if !self.withdrawn.contains(&v) {
-                self.withdrawn.push(v);
-            }
-        }
+        self.withdrawn.extend(newer);
         self.withdrawn.sort();
+        self.withdrawn.dedup();
         let lowered = self.min_version.as_ref().is_some_and(|min| min > version);
         if lowered {
             self.min_version = Some(version.clone());
@@ -598,6 +595,133 @@ mod tests {
         );
         let err = ReleaseIndex::parse(b"format = 2").unwrap_err();
         assert!(err.to_string().contains("missing field"), "{err}");
+    }
+
+    fn versions(releases: &[Release]) -> Vec<String> {
+        releases.iter().map(|r| r.version.to_string()).collect()
+    }
+
+    fn v(version: &str) -> semver::Version {
+        version.parse().unwrap()
+    }
+
+    #[test]
+    fn a_halted_rollout_resumes_where_it_stood() {
+        let mut index = example();
+        index.halt().unwrap();
+        assert_eq!(index.rollout, None);
+        assert_eq!(index.suggested, Some(release("1.1.0")));
+        let halted = index.halted.clone().unwrap();
+        assert_eq!(
+            (
+                halted.release.version,
+                halted.seed.as_deref(),
+                halted.percent
+            ),
+            (v("1.2.0"), Some("r1.2"), Some(5.0))
+        );
+        assert_eq!(index.halt(), Err(ChannelError::AlreadyHalted(v("1.2.0"))));
+        index.validate().unwrap();
+        // Plain TOML that an updater without halting reads as "no rollout".
+        let parsed = ReleaseIndex::parse(index.to_toml().as_bytes()).unwrap();
+        assert_eq!(parsed, index);
+        index.resume().unwrap();
+        assert_eq!(index, example());
+        assert_eq!(index.resume(), Err(ChannelError::NotHalted));
+    }
+
+    #[test]
+    fn a_halted_suggested_release_gives_its_place_back_to_the_one_before() {
+        let mut index = ReleaseIndex {
+            suggested: Some(release("1.2.0")),
+            ..ReleaseIndex::new("stable", "acme-robot")
+        };
+        index.retire(release("1.0.0"));
+        index.retire(release("1.1.0"));
+        assert_eq!(versions(&index.previous), ["1.1.0", "1.0.0"]);
+        index.halt().unwrap();
+        assert_eq!(index.suggested, Some(release("1.1.0")));
+        assert_eq!(index.halted.as_ref().unwrap().percent, None);
+        assert_eq!(versions(&index.previous), ["1.0.0"]);
+        index.resume().unwrap();
+        assert_eq!(index.suggested, Some(release("1.2.0")));
+        assert_eq!(versions(&index.previous), ["1.1.0", "1.0.0"]);
+        assert_eq!(index.halted, None);
+
+        let mut empty = ReleaseIndex::new("stable", "acme-robot");
+        assert_eq!(empty.halt(), Err(ChannelError::NothingToHalt));
+    }
+
+    #[test]
+    fn a_rollback_withdraws_every_newer_release() {
+        let mut index = example();
+        index.retire(release("1.0.0"));
+        index.min_version = Some(v("1.1.0"));
+        assert!(index.rollback_to(&v("1.0.0")).unwrap(), "minimum lowered");
+        assert_eq!(index.suggested, Some(release("1.0.0")));
+        assert_eq!((&index.rollout, &index.halted), (&None, &None));
+        assert_eq!(index.withdrawn, [v("1.1.0"), v("1.2.0")]);
+        assert_eq!(index.min_version, Some(v("1.0.0")));
+        assert_eq!(versions(&index.previous), ["1.2.0", "1.1.0"]);
+        index.validate().unwrap();
+        assert_eq!(
+            ReleaseIndex::parse(index.to_toml().as_bytes()).unwrap(),
+            index
+        );
+        assert_eq!(
+            index.rollback_to(&v("1.1.0")),
+            Err(ChannelError::Withdrawn(v("1.1.0")))
+        );
+        let unknown = index.rollback_to(&v("0.9.0")).unwrap_err();
+        assert_eq!(
+            unknown.to_string(),
+            "0.9.0 is not a release of channel 'stable' (it knows: 1.0.0, 1.2.0, 1.1.0)"
+        );
+        assert!(matches!(
+            index.rollback_to(&v("1.0.0")),
+            Err(ChannelError::NothingNewer { .. })
+        ));
+        // A halted release is withdrawn like any other newer one.
+        let mut index = example();
+        index.halt().unwrap();
+        assert!(!index.rollback_to(&v("1.1.0")).unwrap());
+        assert_eq!(index.withdrawn, [v("1.2.0")]);
+        assert_eq!(index.suggested, Some(release("1.1.0")));
+    }
+
+    #[test]
+    fn an_index_that_offers_a_withdrawn_release_or_half_a_share_is_invalid() {
+        let mut index = example();
+        index.withdrawn = vec![v("1.2.0")];
+        assert!(index
+            .validate()
+            .unwrap_err()
+            .contains("release 1.2.0 is withdrawn, yet offered"));
+        let mut index = example();
+        index.halt().unwrap();
+        index.halted.as_mut().unwrap().percent = None;
+        assert!(index
+            .validate()
+            .unwrap_err()
+            .contains("both seed and percent"));
+    }
+
+    #[test]
+    fn earlier_releases_are_kept_newest_first_without_deltas_and_capped() {
+        let mut index = ReleaseIndex::new("stable", "acme-robot");
+        for minor in 0..20 {
+            let mut r = release(&format!("1.{minor}.0"));
+            r.deltas.push(DeltaArtifact {
+                url: "d.zst".into(),
+                size: 1,
+                manifest_sha256: [0; 32],
+                base: Default::default(),
+            });
+            index.retire(r);
+        }
+        assert_eq!(index.previous.len(), MAX_PREVIOUS);
+        assert_eq!(index.previous[0].version, v("1.19.0"));
+        assert!(index.previous.iter().all(|r| r.deltas.is_empty()));
     }
 
     #[test]

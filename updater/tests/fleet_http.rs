@@ -283,6 +283,152 @@ fn a_rollout_reaches_the_devices_in_its_share_and_canaries() {
     }
 }
 
+/// An index whose channel published 1.0.0 and then 1.1.0 at 100 %, served with both bundles.
+fn fleet_with_two_releases() -> (Fleet, ReleaseIndex, Vec<u8>) {
+    let fleet = Fleet::new();
+    let (stable, stable_rootfs) = fleet.release("1.0.0");
+    let (next, _) = fleet.release("1.1.0");
+    let index = ReleaseIndex {
+        suggested: Some(stable),
+        rollout: Some(Rollout {
+            seed: "r1".into(),
+            percent: 100.0,
+            release: next,
+        }),
+        ..fleet.index(1)
+    };
+    (fleet, index, stable_rootfs)
+}
+
+fn update(fleet: &Fleet) -> String {
+    let out = fleet.device.updater(&["update"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_halted_rollout_starts_on_no_further_device_until_resumed() {
+    let (fleet, mut index, _) = fleet_with_two_releases();
+    index.halt().unwrap();
+    index.serial = 2;
+    fleet.publish(&index, &fleet.device.key);
+    fleet.set_running("1.0.0");
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"], &check["version"]),
+        (
+            &Value::Bool(false),
+            &Value::from("halted"),
+            &Value::from("1.1.0")
+        ),
+        "{check}"
+    );
+    let before = fleet.device.snapshot();
+    let out = update(&fleet);
+    assert!(
+        out.contains("the rollout of 1.1.0 is halted (at 100%)"),
+        "{out}"
+    );
+    assert_eq!(
+        fleet.device.snapshot(),
+        before,
+        "a halted release was written"
+    );
+
+    // A device that has it keeps it.
+    fleet.set_running("1.1.0");
+    assert_eq!(fleet.check()["reason"], "newest");
+
+    // Resumed with a higher serial, it goes on where it stopped.
+    index.resume().unwrap();
+    index.serial = 3;
+    fleet.publish(&index, &fleet.device.key);
+    fleet.set_running("1.0.0");
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"]),
+        (&Value::Bool(true), &Value::from("in-rollout")),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_rollback_takes_devices_off_the_withdrawn_release_and_is_recorded() {
+    let (fleet, mut index, stable_rootfs) = fleet_with_two_releases();
+    index.rollback_to(&"1.0.0".parse().unwrap()).unwrap();
+    index.serial = 2;
+    fleet.publish(&index, &fleet.device.key);
+    fleet.set_running("1.1.0");
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"], &check["version"]),
+        (
+            &Value::Bool(true),
+            &Value::from("rollback"),
+            &Value::from("1.0.0")
+        ),
+        "{check}"
+    );
+    assert_eq!(
+        check["message"],
+        "runs 1.1.0, which was withdrawn: back to 1.0.0"
+    );
+    update(&fleet);
+    assert_eq!(fleet.device.slot("b"), stable_rootfs);
+    let status = fleet.device.status();
+    assert_eq!(status["next"], "B");
+    assert_eq!(status["last_install"]["version"], "1.0.0");
+    assert_eq!(status["last_install"]["rollback_from"], "1.1.0", "{status}");
+    let text = fleet.device.updater(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("last install: 1.0.0 into B (rollback from the withdrawn 1.1.0): installed"),
+        "{text}"
+    );
+    let state = fs::read_to_string(fleet.device.path("state/state.json")).unwrap();
+    assert!(
+        state.contains("rollback from the withdrawn 1.1.0"),
+        "{state}"
+    );
+
+    // A device that never took the withdrawn release stays; none takes it again.
+    fleet.set_running("1.0.0");
+    assert_eq!(fleet.check()["reason"], "newest");
+}
+
+#[test]
+fn a_rollback_below_the_security_floor_is_blocked_and_nothing_is_written() {
+    let (fleet, mut index, _) = fleet_with_two_releases();
+    index.rollback_to(&"1.0.0".parse().unwrap()).unwrap();
+    index.serial = 2;
+    fleet.publish(&index, &fleet.device.key);
+    // 1.0.0 has security version 0; this device has raised its floor to 1.
+    fs::create_dir_all(fleet.device.path("state")).unwrap();
+    let state = serde_json::json!({
+        "groups": { "A": { "version": "1.1.0", "installed_at": null } },
+        "security_floor": 1
+    });
+    fs::write(fleet.device.path("state/state.json"), state.to_string()).unwrap();
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"]),
+        (&Value::Bool(false), &Value::from("rollback-blocked")),
+        "{check}"
+    );
+    let before = fleet.device.snapshot();
+    let out = update(&fleet);
+    assert!(
+        out.contains("1.0.0 has security version 0, below this device's floor 1: it stays"),
+        "{out}"
+    );
+    assert_eq!(fleet.device.snapshot(), before, "a blocked rollback wrote");
+    assert_safe(&fleet.device);
+}
+
 #[test]
 fn install_from_dir_picks_the_newest_acceptable_bundle() {
     let fleet = Fleet::new();

@@ -212,10 +212,16 @@ pub fn decide(index: &ReleaseIndex, device: &Device) -> Decision {
                 false,
                 Some(target),
                 Reason::Newest,
-                format!(
-                    "already runs {}, the newest for this device",
-                    target.version
-                ),
+                match running.filter(|running| **running > target.version) {
+                    Some(running) => format!(
+                        "runs {running}, newer than the channel's {}",
+                        target.version
+                    ),
+                    None => format!(
+                        "already runs {}, the newest for this device",
+                        target.version
+                    ),
+                },
             ),
         });
     }
@@ -400,6 +406,95 @@ mod tests {
                 d.message
             );
         }
+    }
+
+    fn decide_with_floor(index: &ReleaseIndex, running: &str, floor: u64) -> Decision {
+        let running: Version = running.parse().unwrap();
+        decide(
+            index,
+            &Device {
+                compatible: "acme",
+                id: "x",
+                pin: Pin::None,
+                running: Some(&running),
+                last_install: None,
+                security_floor: floor,
+            },
+        )
+    }
+
+    #[test]
+    fn a_halted_rollout_starts_nowhere_new_and_stays_where_it_is() {
+        let mut idx = index("1.1.0", Some(("1.2.0", 100.0)), None);
+        idx.halt().unwrap();
+        for (running, update, reason, version) in [
+            ("1.1.0", false, Reason::Halted, Some("1.2.0")),
+            ("1.2.0", false, Reason::Newest, Some("1.1.0")),
+            // An older device still reaches the suggested release.
+            ("1.0.0", true, Reason::Suggested, Some("1.1.0")),
+        ] {
+            let d = decide_with_floor(&idx, running, 0);
+            assert_eq!(
+                (d.update, d.reason, d.version.as_deref()),
+                (update, reason, version),
+                "{running}: {}",
+                d.message
+            );
+        }
+        let d = decide_with_floor(&idx, "1.1.0", 0);
+        assert_eq!(
+            d.message,
+            "the rollout of 1.2.0 is halted (at 100%); this device stays on 1.1.0"
+        );
+        // A halted suggested release with nothing before it.
+        let mut idx = index("1.1.0", None, None);
+        idx.halt().unwrap();
+        let d = decide_with_floor(&idx, "1.0.0", 0);
+        assert_eq!(
+            (d.update, d.reason),
+            (false, Reason::Halted),
+            "{}",
+            d.message
+        );
+        assert!(d.message.contains("it was suggested to every device"));
+    }
+
+    #[test]
+    fn a_device_on_a_withdrawn_release_goes_back_but_not_below_its_floor() {
+        let mut idx = index("1.1.0", Some(("1.2.0", 10.0)), None);
+        idx.suggested.as_mut().unwrap().security_version = 3;
+        idx.rollback_to(&"1.1.0".parse().unwrap()).unwrap();
+        let d = decide_with_floor(&idx, "1.2.0", 3);
+        assert_eq!(
+            (d.update, d.reason, d.version.as_deref()),
+            (true, Reason::Rollback, Some("1.1.0"))
+        );
+        assert_eq!(d.message, "runs 1.2.0, which was withdrawn: back to 1.1.0");
+        let d = decide_with_floor(&idx, "1.2.0", 4);
+        assert_eq!((d.update, d.reason), (false, Reason::RollbackBlocked));
+        assert_eq!(
+            d.message,
+            "runs 1.2.0, which was withdrawn, but 1.1.0 has security version 3, below this device's floor 4: it stays"
+        );
+        // Devices that never took it are not disturbed.
+        let d = decide_with_floor(&idx, "1.1.0", 0);
+        assert_eq!((d.update, d.reason), (false, Reason::Newest));
+        // A fix published after the withdrawal is an update, not a rollback.
+        idx.suggested = Some(release("1.2.1"));
+        let d = decide_with_floor(&idx, "1.2.0", 9);
+        assert_eq!(
+            (d.update, d.reason, d.version.as_deref()),
+            (true, Reason::Suggested, Some("1.2.1"))
+        );
+        // Withdrawn with nothing to return to.
+        idx.suggested = None;
+        let d = decide_with_floor(&idx, "1.2.0", 0);
+        assert_eq!((d.update, d.reason), (false, Reason::NoRelease));
+        assert!(
+            d.message.contains("no release to return to"),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
