@@ -52,7 +52,8 @@ pub fn init_logging(env_var: &str) {
     let to_journal = stderr_is_journal();
     let format = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(!to_journal);
+        // Colours only for a person at a terminal: not in log files, pipes or the journal.
+        .with_ansi(!to_journal && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // The journal stamps every line itself; a second time stamp would only crowd it.
     if to_journal {
         format.without_time().finish().with(filter).init();

@@ -23,6 +23,7 @@ pub mod group;
 pub mod install;
 pub mod net;
 pub mod progress;
+pub mod runtime_health;
 pub mod slots;
 pub mod source;
 pub mod state;

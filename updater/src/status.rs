@@ -7,6 +7,7 @@ use crate::bootloader;
 use crate::config::Config;
 use crate::error::Result;
 use crate::group::Group;
+use crate::runtime_health::RuntimeHealth;
 use crate::state::{ComponentRecord, InstallRecord, StateDir};
 
 #[derive(Debug, Clone, Serialize)]
@@ -20,6 +21,8 @@ pub struct Status {
     pub bootloader: String,
     /// What the last boot-check found wrong in what both groups share.
     pub warnings: Vec<String>,
+    /// The daemon's last run of the health checks on this boot (`boot_check.runtime_interval`).
+    pub runtime_health: Option<RuntimeHealth>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -81,5 +84,6 @@ pub fn status(config: &Config) -> Result<Status> {
         last_install: state.last_install,
         bootloader: bootloader.describe(),
         warnings: state.warnings,
+        runtime_health: crate::runtime_health::load(&config.state_dir, booted),
     })
 }

@@ -572,3 +572,109 @@ fn without_a_watchdog_time_the_daemon_only_says_ready() {
         daemon.log()
     );
 }
+
+/// A device whose daemon runs the check "app" every second: it fails while `broken` exists.
+fn device_with_runtime_checks(broken: &Path, marker: &Path, extra: &str) -> (Device, u16) {
+    device_with_api(&format!(
+        "[boot_check]\nruntime_interval = \"1s\"\non_runtime_failure = \"reboot\"\n\
+         reboot_command = [\"touch\", \"{}\"]\n\n\
+         [[boot_check.check]]\nname = \"app\"\ncommand = [\"sh\", \"-c\", \"! test -e {}\"]\n{extra}",
+        marker.display(),
+        broken.display()
+    ))
+}
+
+/// Reads `updater status --json` until `done` holds for its `runtime_health`.
+fn wait_for_runtime_health(device: &Device, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = device.status();
+        if done(&status["runtime_health"]) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "still {status} after 30 s");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_runtime_check_that_fails_on_an_unconfirmed_group_marks_it_bad_and_reboots() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broken, marker) = (dir.path().join("broken"), dir.path().join("rebooted"));
+    let (device, port) = device_with_runtime_checks(&broken, &marker, "");
+    let (bundle, _) = device.bundle("1.1.0");
+    assert!(device.install(&bundle).status.success());
+    device.set_booted("B");
+    let daemon = Daemon::start(&device, port, None);
+    let status = wait_for_runtime_health(&device, |h| h["healthy"] == true);
+    assert_eq!(status["runtime_health"]["group"], "B");
+    assert_eq!(status["slots"]["B"]["good"], false, "{status}");
+
+    fs::write(&broken, "").unwrap();
+    wait_for_file(&marker);
+    let status = device.status();
+    let health = &status["runtime_health"];
+    assert_eq!(health["healthy"], false, "{status}");
+    assert!(
+        health["failures"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("check 'app': sh exit status: 1"),
+        "{health}"
+    );
+    assert_eq!(status["slots"]["B"]["bootable"], false, "{status}");
+    assert_eq!(status["next"], "A");
+    let state = fs::read_to_string(device.path("state/state.json")).unwrap();
+    assert!(
+        state.contains("runtime health check failed before the group was confirmed"),
+        "{state}"
+    );
+    assert!(daemon.log().contains("marking group B bad and rebooting"));
+    // GET /health carries it too.
+    let (code, body) = daemon.curl("GET", "/health", &[]);
+    assert_eq!(code, 200);
+    assert_eq!(body["runtime_health"]["healthy"], false, "{body}");
+}
+
+#[test]
+fn a_confirmed_group_that_fails_a_runtime_check_is_reported_not_sent_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broken, marker) = (dir.path().join("broken"), dir.path().join("rebooted"));
+    let server = ReportServer::start(204);
+    let (device, port) = device_with_runtime_checks(
+        &broken,
+        &marker,
+        &format!(
+            "\n[fleet]\nurl = \"http://127.0.0.1:9/\"\npoll = false\ndevice_id = \"robot-7\"\nreport_url = \"{}\"\n",
+            server.url()
+        ),
+    );
+    fs::write(&broken, "").unwrap();
+    let daemon = Daemon::start(&device, port, None);
+    let status = wait_for_runtime_health(&device, |h| h["failing_runs"].as_u64() >= Some(2));
+    assert_eq!(status["slots"]["A"]["good"], true, "{status}");
+    assert!(!marker.exists(), "a confirmed group was rebooted");
+    let text = device.updater(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("runtime health: failing at") && text.contains("check 'app'"),
+        "{text}"
+    );
+    assert!(daemon
+        .log()
+        .contains("updater: runtime health: check 'app'"));
+
+    // The server hears of the failure once, and of the recovery.
+    let reports = server.wait_for(|r| r["event"] == "runtime-health");
+    let failing = &reports.last().unwrap().body;
+    assert_eq!(failing["runtime_health"]["healthy"], false, "{failing}");
+    fs::remove_file(&broken).unwrap();
+    let reports = server
+        .wait_for(|r| r["event"] == "runtime-health" && r["runtime_health"]["healthy"] == true);
+    let events = reports
+        .iter()
+        .filter(|r| r.body["event"] == "runtime-health")
+        .count();
+    assert_eq!(events, 2, "one report per change");
+    assert!(!marker.exists());
+}

@@ -63,6 +63,16 @@ pub enum Mark {
 /// Marks `group` (default: the booted one). Marking good raises the security floor to the group's
 /// security version: only a group that has booted healthy may lock older bundles out.
 pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> {
+    mark_with_reason(config, group, mark, None)
+}
+
+/// [`mark`], with the reason recorded in the event log.
+pub fn mark_with_reason(
+    config: &Config,
+    group: Option<Group>,
+    mark: Mark,
+    why: Option<String>,
+) -> Result<Group> {
     let booted = config.booted_group()?;
     let group = group.unwrap_or(booted);
     if group == Group::R {
@@ -82,7 +92,7 @@ pub fn mark(config: &Config, group: Option<Group>, mark: Mark) -> Result<Group> 
     }
     let mut bootloader = bootloader::open(&config.bootloader);
     let mut boot = bootloader::load_or_initial(&bootloader, booted, config.boot.tries)?;
-    apply_mark(config, &mut boot, &mut state, group, mark, None);
+    apply_mark(config, &mut boot, &mut state, group, mark, why);
     bootloader.store(&boot)?;
     store.save(&state)?;
     Ok(group)

@@ -18,6 +18,18 @@ pub enum OnFailure {
     Report,
 }
 
+/// What the daemon does when a health check fails while the system runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnRuntimeFailure {
+    /// Log it, show it in `/health` and `status`, and send it in reports.
+    #[default]
+    Report,
+    /// As `report`, and while the booted group is not yet good, mark it bad and reboot, so the
+    /// bootloader falls back. A group already confirmed is never sent back by a runtime check.
+    Reboot,
+}
+
 /// Whether a group that has not been confirmed yet must fetch and verify its release index
 /// (`[fleet]` devices) before it is marked good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -39,6 +51,9 @@ pub struct BootCheckConfig {
     pub index: IndexCheck,
     /// How long the self-test keeps trying to fetch the index (the network may still be coming up).
     pub index_time_limit: Duration,
+    /// How often `updater daemon` runs the checks again while the system runs; None: never.
+    pub runtime_interval: Option<Duration>,
+    pub on_runtime_failure: OnRuntimeFailure,
 }
 
 impl Default for BootCheckConfig {
@@ -49,6 +64,8 @@ impl Default for BootCheckConfig {
             checks: Vec::new(),
             index: IndexCheck::default(),
             index_time_limit: Duration::from_secs(60),
+            runtime_interval: None,
+            on_runtime_failure: OnRuntimeFailure::default(),
         }
     }
 }
@@ -91,6 +108,9 @@ pub(super) struct RawBootCheck {
     index: Option<IndexCheck>,
     /// Seconds.
     index_time_limit: Option<f64>,
+    /// E.g. "10m".
+    runtime_interval: Option<String>,
+    on_runtime_failure: Option<OnRuntimeFailure>,
     #[serde(default)]
     check: Vec<RawCheck>,
 }
@@ -167,11 +187,26 @@ pub(super) fn boot_check_config(raw: RawBootCheck) -> std::result::Result<BootCh
             ))
         }
     };
+    let runtime_interval = super::duration(
+        "boot_check.runtime_interval",
+        raw.runtime_interval.as_deref(),
+    )?;
+    if runtime_interval.is_some_and(|i| i < Duration::from_secs(1)) {
+        return Err("boot_check.runtime_interval must be at least 1s".into());
+    }
+    if runtime_interval.is_some() && checks.is_empty() {
+        return Err(
+            "boot_check.runtime_interval is set, but there is no [[boot_check.check]] to run"
+                .into(),
+        );
+    }
     Ok(BootCheckConfig {
         on_failure: raw.on_failure.unwrap_or_default(),
         reboot_command,
         checks,
         index: raw.index.unwrap_or_default(),
         index_time_limit,
+        runtime_interval,
+        on_runtime_failure: raw.on_runtime_failure.unwrap_or_default(),
     })
 }

@@ -102,11 +102,7 @@ impl Default for ApiConfig {
 }
 
 fn duration(key: &str, text: Option<&str>, default: Duration) -> Result<Duration, String> {
-    match text {
-        None => Ok(default),
-        Some(text) => humantime::parse_duration(text)
-            .map_err(|e| format!("fleet.{key} '{text}': {e} (e.g. \"6h\", \"30m\")")),
-    }
+    Ok(super::duration(&format!("fleet.{key}"), text)?.unwrap_or(default))
 }
 
 pub(crate) fn fleet_config(

@@ -12,7 +12,9 @@ mod fleet;
 mod http;
 mod slots;
 
-pub use boot_check::{BootCheckConfig, Check, CheckKind, IndexCheck, OnFailure, Scope};
+pub use boot_check::{
+    BootCheckConfig, Check, CheckKind, IndexCheck, OnFailure, OnRuntimeFailure, Scope,
+};
 pub use bootloader::{BootloaderConfig, Location};
 pub use fleet::{
     AfterInstall, ApiConfig, DeviceId, FleetConfig, Pin, DEFAULT_INTERVAL, DEFAULT_LISTEN,
@@ -249,6 +251,15 @@ impl Config {
     }
 }
 
+/// A time written for people ("6h", "30m", "90s"), for the key named `key`.
+fn duration(key: &str, text: Option<&str>) -> Result<Option<std::time::Duration>, String> {
+    text.map(|text| {
+        humantime::parse_duration(text)
+            .map_err(|e| format!("{key} '{text}': {e} (e.g. \"6h\", \"30m\")"))
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -326,6 +337,50 @@ mod tests {
                 "boot_check.index_time_limit = 4000: seconds, more than 0 and at most 3600",
             ),
             ("index = \"always\"", "unknown variant `always`"),
+        ] {
+            let err = load(&format!("{EXAMPLE}\n[boot_check]\n{setting}\n")).unwrap_err();
+            assert!(err.to_string().contains(says), "{setting}: {err}");
+        }
+    }
+
+    #[test]
+    fn runtime_health_settings() {
+        let config = load(EXAMPLE).unwrap();
+        assert_eq!(config.boot_check.runtime_interval, None);
+        assert_eq!(
+            config.boot_check.on_runtime_failure,
+            OnRuntimeFailure::Report
+        );
+        let check = "[[boot_check.check]]\nname = \"api\"\nhttp = \"http://127.0.0.1:8080/health\"\n";
+        let text = format!(
+            "{EXAMPLE}\n[boot_check]\nruntime_interval = \"5m\"\non_runtime_failure = \"reboot\"\n{check}"
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(
+            config.boot_check.runtime_interval,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            config.boot_check.on_runtime_failure,
+            OnRuntimeFailure::Reboot
+        );
+        for (setting, says) in [
+            (
+                format!("runtime_interval = \"soon\"\n{check}"),
+                "boot_check.runtime_interval 'soon': ",
+            ),
+            (
+                format!("runtime_interval = \"10ms\"\n{check}"),
+                "boot_check.runtime_interval must be at least 1s",
+            ),
+            (
+                "runtime_interval = \"5m\"".to_string(),
+                "boot_check.runtime_interval is set, but there is no [[boot_check.check]] to run",
+            ),
+            (
+                "on_runtime_failure = \"panic\"".to_string(),
+                "unknown variant `panic`",
+            ),
         ] {
             let err = load(&format!("{EXAMPLE}\n[boot_check]\n{setting}\n")).unwrap_err();
             assert!(err.to_string().contains(says), "{setting}: {err}");

@@ -42,6 +42,11 @@ pub fn run(config: &Config) -> Result<()> {
     } else {
         None
     };
+    let runtime = config.boot_check.runtime_interval.map(|interval| {
+        crate::runtime_health::clear(&config.state_dir);
+        let (config, activity) = (Arc::clone(&config), Arc::clone(&activity));
+        thread::spawn(move || watch_health(&config, &activity, interval))
+    });
     let watchdog = watchdog::timeout();
     let beat = watchdog::beat_interval(watchdog);
     watchdog::ready();
@@ -65,17 +70,17 @@ pub fn run(config: &Config) -> Result<()> {
         }
         None => {
             info!("fleet polling is off; serving the local API only");
-            match api {
-                Some(api) => {
-                    while !api.is_finished() {
+            match api.or(runtime) {
+                Some(job) => {
+                    while !job.is_finished() {
                         alive.sleep(alive.beat);
                     }
-                    let _ = api.join();
+                    let _ = job.join();
                     Ok(())
                 }
                 None => Err(UpdaterError::config(
                     &config.path,
-                    "the daemon has nothing to do: fleet polling is off and api.enabled = false",
+                    "the daemon has nothing to do: fleet polling is off, api.enabled = false and no boot_check.runtime_interval is set",
                 )),
             }
         }
@@ -141,6 +146,25 @@ fn poll_forever(
             }
         }
         alive.sleep(schedule.next_delay(&mut rng));
+    }
+}
+
+/// Runs the health checks every `interval`, for as long as the daemon runs. A change between
+/// healthy and failing is reported to the fleet's server at once (a first healthy run is no news).
+fn watch_health(config: &Config, activity: &Activity, interval: Duration) {
+    let mut previous = None;
+    loop {
+        thread::sleep(interval);
+        match crate::runtime_health::run_once(config, previous.as_ref()) {
+            Ok((health, changed)) => {
+                let news = changed && !(previous.is_none() && health.healthy);
+                if let Some(fleet) = config.fleet.as_ref().filter(|_| news) {
+                    report(config, fleet, activity, Event::RuntimeHealth, None, None);
+                }
+                previous = Some(health);
+            }
+            Err(err) => eprintln!("updater: runtime health: {}", escaped(&err.to_string())),
+        }
     }
 }
 

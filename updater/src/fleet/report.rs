@@ -22,6 +22,8 @@ pub enum Event {
     Started,
     /// A poll ended: the check's answer, and the install it led to, if any.
     Polled,
+    /// The runtime health checks started failing, or passed again (`runtime_health`).
+    RuntimeHealth,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -104,6 +104,18 @@ pub fn status(s: &Status) {
             last.time
         );
     }
+    if let Some(h) = &s.runtime_health {
+        if h.healthy {
+            println!("runtime health: healthy at {}", h.time);
+        } else {
+            println!(
+                "runtime health: failing at {} ({} runs in a row): {}",
+                h.time,
+                h.failing_runs,
+                escaped(&h.failures.join("; "))
+            );
+        }
+    }
     for warning in &s.warnings {
         println!("warning (shared by both groups): {}", escaped(warning));
     }
