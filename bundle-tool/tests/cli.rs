@@ -321,19 +321,9 @@ fn bundle_of(d: &Path, version: &str, name: &str) {
 
 /// `bundle-tool release` into d/www, channel stable, signed with release.key.
 fn release(d: &Path, bundle: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "release",
-        "--key",
-        "release.key",
-        "--dir",
-        "www",
-        "--channel",
-        "stable",
-        "--bundle",
-        bundle,
-    ];
+    let mut args = vec!["--bundle", bundle];
     args.extend_from_slice(extra);
-    tool(d, &args)
+    change_channel(d, &args)
 }
 
 /// A workspace with release.key and the bundles acme-1.0.0.zst and acme-1.1.0.zst.
@@ -399,7 +389,8 @@ fn release_publishes_bundles_and_rewrites_the_signed_index() {
     assert_eq!(parsed["suggested"]["version"].as_str(), Some("1.1.0"));
 }
 
-/// `bundle-tool release` of an action that takes no bundle (--halt, --resume, --rollback-to V).
+/// `bundle-tool release` into d/www, channel stable, signed with release.key, doing what `action`
+/// says (--bundle B, --halt, --resume, --rollback-to V).
 fn change_channel(d: &Path, action: &[&str]) -> Output {
     let mut args = vec![
         "release",

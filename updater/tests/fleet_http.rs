@@ -283,8 +283,11 @@ fn a_rollout_reaches_the_devices_in_its_share_and_canaries() {
     }
 }
 
-/// An index whose channel published 1.0.0 and then 1.1.0 at 100 %, served with both bundles.
-fn fleet_with_two_releases() -> (Fleet, ReleaseIndex, Vec<u8>) {
+/// A channel that published 1.0.0 and then 1.1.0 at 100 %, then changed as `change` says (serial
+/// 2), served with both bundles. Returns the index and 1.0.0's image.
+fn fleet_with_two_releases(
+    change: impl FnOnce(&mut ReleaseIndex),
+) -> (Fleet, ReleaseIndex, Vec<u8>) {
     let fleet = Fleet::new();
     let (stable, stable_rootfs) = fleet.release("1.0.0");
     let (next, _) = fleet.release("1.1.0");
@@ -295,9 +298,31 @@ fn fleet_with_two_releases() -> (Fleet, ReleaseIndex, Vec<u8>) {
             percent: 100.0,
             release: next,
         }),
-        ..fleet.index(1)
+        ..fleet.index(2)
     };
+    let mut index = index;
+    change(&mut index);
+    fleet.publish(&index, &fleet.device.key);
     (fleet, index, stable_rootfs)
+}
+
+fn roll_back_to_1_0_0(index: &mut ReleaseIndex) {
+    index.rollback_to(&"1.0.0".parse().unwrap()).unwrap();
+}
+
+/// Checks, and asserts what the device decided.
+fn expect_decision(fleet: &Fleet, update: bool, reason: &str, version: &str) -> Value {
+    let check = fleet.check();
+    assert_eq!(
+        (&check["update"], &check["reason"], &check["version"]),
+        (
+            &Value::Bool(update),
+            &Value::from(reason),
+            &Value::from(version)
+        ),
+        "{check}"
+    );
+    check
 }
 
 fn update(fleet: &Fleet) -> String {
@@ -310,34 +335,20 @@ fn update(fleet: &Fleet) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `updater update` says why it does nothing, and writes nothing.
+fn update_writes_nothing(fleet: &Fleet, says: &str) {
+    let before = fleet.device.snapshot();
+    let out = update(fleet);
+    assert!(out.contains(says), "{out}");
+    assert_eq!(fleet.device.snapshot(), before, "something was written");
+}
+
 #[test]
 fn a_halted_rollout_starts_on_no_further_device_until_resumed() {
-    let (fleet, mut index, _) = fleet_with_two_releases();
-    index.halt().unwrap();
-    index.serial = 2;
-    fleet.publish(&index, &fleet.device.key);
+    let (fleet, mut index, _) = fleet_with_two_releases(|index| index.halt().unwrap());
     fleet.set_running("1.0.0");
-    let check = fleet.check();
-    assert_eq!(
-        (&check["update"], &check["reason"], &check["version"]),
-        (
-            &Value::Bool(false),
-            &Value::from("halted"),
-            &Value::from("1.1.0")
-        ),
-        "{check}"
-    );
-    let before = fleet.device.snapshot();
-    let out = update(&fleet);
-    assert!(
-        out.contains("the rollout of 1.1.0 is halted (at 100%)"),
-        "{out}"
-    );
-    assert_eq!(
-        fleet.device.snapshot(),
-        before,
-        "a halted release was written"
-    );
+    expect_decision(&fleet, false, "halted", "1.1.0");
+    update_writes_nothing(&fleet, "the rollout of 1.1.0 is halted (at 100%)");
 
     // A device that has it keeps it.
     fleet.set_running("1.1.0");
@@ -348,31 +359,14 @@ fn a_halted_rollout_starts_on_no_further_device_until_resumed() {
     index.serial = 3;
     fleet.publish(&index, &fleet.device.key);
     fleet.set_running("1.0.0");
-    let check = fleet.check();
-    assert_eq!(
-        (&check["update"], &check["reason"]),
-        (&Value::Bool(true), &Value::from("in-rollout")),
-        "{check}"
-    );
+    expect_decision(&fleet, true, "in-rollout", "1.1.0");
 }
 
 #[test]
 fn a_rollback_takes_devices_off_the_withdrawn_release_and_is_recorded() {
-    let (fleet, mut index, stable_rootfs) = fleet_with_two_releases();
-    index.rollback_to(&"1.0.0".parse().unwrap()).unwrap();
-    index.serial = 2;
-    fleet.publish(&index, &fleet.device.key);
+    let (fleet, _, stable_rootfs) = fleet_with_two_releases(roll_back_to_1_0_0);
     fleet.set_running("1.1.0");
-    let check = fleet.check();
-    assert_eq!(
-        (&check["update"], &check["reason"], &check["version"]),
-        (
-            &Value::Bool(true),
-            &Value::from("rollback"),
-            &Value::from("1.0.0")
-        ),
-        "{check}"
-    );
+    let check = expect_decision(&fleet, true, "rollback", "1.0.0");
     assert_eq!(
         check["message"],
         "runs 1.1.0, which was withdrawn: back to 1.0.0"
@@ -402,10 +396,7 @@ fn a_rollback_takes_devices_off_the_withdrawn_release_and_is_recorded() {
 
 #[test]
 fn a_rollback_below_the_security_floor_is_blocked_and_nothing_is_written() {
-    let (fleet, mut index, _) = fleet_with_two_releases();
-    index.rollback_to(&"1.0.0".parse().unwrap()).unwrap();
-    index.serial = 2;
-    fleet.publish(&index, &fleet.device.key);
+    let (fleet, _, _) = fleet_with_two_releases(roll_back_to_1_0_0);
     // 1.0.0 has security version 0; this device has raised its floor to 1.
     fs::create_dir_all(fleet.device.path("state")).unwrap();
     let state = serde_json::json!({
@@ -413,19 +404,11 @@ fn a_rollback_below_the_security_floor_is_blocked_and_nothing_is_written() {
         "security_floor": 1
     });
     fs::write(fleet.device.path("state/state.json"), state.to_string()).unwrap();
-    let check = fleet.check();
-    assert_eq!(
-        (&check["update"], &check["reason"]),
-        (&Value::Bool(false), &Value::from("rollback-blocked")),
-        "{check}"
+    expect_decision(&fleet, false, "rollback-blocked", "1.0.0");
+    update_writes_nothing(
+        &fleet,
+        "1.0.0 has security version 0, below this device's floor 1: it stays",
     );
-    let before = fleet.device.snapshot();
-    let out = update(&fleet);
-    assert!(
-        out.contains("1.0.0 has security version 0, below this device's floor 1: it stays"),
-        "{out}"
-    );
-    assert_eq!(fleet.device.snapshot(), before, "a blocked rollback wrote");
     assert_safe(&fleet.device);
 }
 

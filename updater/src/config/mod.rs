@@ -351,7 +351,8 @@ mod tests {
             config.boot_check.on_runtime_failure,
             OnRuntimeFailure::Report
         );
-        let check = "[[boot_check.check]]\nname = \"api\"\nhttp = \"http://127.0.0.1:8080/health\"\n";
+        let check =
+            "[[boot_check.check]]\nname = \"api\"\nhttp = \"http://127.0.0.1:8080/health\"\n";
         let text = format!(
             "{EXAMPLE}\n[boot_check]\nruntime_interval = \"5m\"\non_runtime_failure = \"reboot\"\n{check}"
         );
