@@ -83,4 +83,27 @@ device
 grep -q '"fetch": "delta"' "$run/new-check.json" || fail "new check: $(cat "$run/new-check.json")"
 "$new" --config "$run/dev/system.toml" --quiet update >/dev/null
 cmp -s "$run/v2.img" "$run/dev/slots/b.img" || fail "the new updater wrote something else"
-echo "tests/old-updater.sh: ok (updater $rev takes the format-1 bundle and refuses format 2; the current one takes the delta)"
+# Halt and rollback (docs/fleet.md, "When a release goes bad"): the old updater reads an index
+# with `halted`, `withdrawn`, `previous` and `security_version` and starts nothing halted; it does
+# not roll back (it predates withdrawal), while the current updater does.
+running() {  # VERSION: the device runs it in A
+  device
+  mkdir -p "$run/dev/state"
+  printf '{"groups": {"A": {"version": "%s", "installed_at": null}}}' "$1" > "$run/dev/state/state.json"
+}
+reason() {  # UPDATER: the reason of its check
+  "$1" --config "$run/dev/system.toml" check --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["reason"])'
+}
+create 1.2.0 v1.img 1 "$run/acme-1.2.0.zst"
+"$tool" release --key "$run/key.key" --dir "$run/www" --channel stable --bundle "$run/acme-1.2.0.zst" --rollout 100 >/dev/null
+"$tool" release --key "$run/key.key" --dir "$run/www" --channel stable --halt >/dev/null
+running 1.1.0
+[ "$(reason "$old")" = newest ] || fail "old updater on a halted rollout: $(reason "$old")"
+[ "$(reason "$new")" = halted ] || fail "new updater on a halted rollout: $(reason "$new")"
+"$tool" release --key "$run/key.key" --dir "$run/www" --channel stable --rollback-to 1.1.0 >/dev/null
+running 1.2.0
+[ "$(reason "$old")" = newest ] || fail "old updater on a withdrawn release: $(reason "$old")"
+[ "$(reason "$new")" = rollback ] || fail "new updater on a withdrawn release: $(reason "$new")"
+"$new" --config "$run/dev/system.toml" --quiet update >/dev/null
+cmp -s "$run/v2.img" "$run/dev/slots/b.img" || fail "the rollback wrote something else than 1.1.0"
+echo "tests/old-updater.sh: ok (updater $rev takes the format-1 bundle, refuses format 2, starts no halted rollout; the current one takes the delta and rolls back)"
