@@ -44,8 +44,10 @@ pub fn stream(
         }
         let (verify_tx, verify_rx) = mpsc::sync_channel::<Incoming>(QUEUE);
         let (write_tx, write_rx) = mpsc::sync_channel::<VerifiedChunk>(QUEUE);
-        // Unbounded, but a few dozen bytes per chunk of the bundle at most.
-        let (trail_tx, trail_rx) = mpsc::channel::<Written>();
+        // Bounded: a chunk waiting here is still in the page cache, so a writer far ahead of the
+        // read-back would hold a whole slot's worth of memory (and, under systemd's MemoryMax=,
+        // push the updater against its limit). The device's write speed sets the pace anyway.
+        let (trail_tx, trail_rx) = mpsc::sync_channel::<Written>(readback::LAG);
 
         let verifier = scope.spawn(move || -> Result<()> {
             for chunk in verify_rx {
