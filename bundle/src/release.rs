@@ -628,6 +628,20 @@ mod tests {
         index.resume().unwrap();
         assert_eq!(index, example());
         assert_eq!(index.resume(), Err(ChannelError::NotHalted));
+        // A newer rollout started meanwhile: resuming would replace it, so it is refused as is.
+        index.halt().unwrap();
+        index.rollout = Some(Rollout {
+            seed: "r1.3".into(),
+            percent: 1.0,
+            release: release("1.3.0"),
+        });
+        let before = index.clone();
+        let err = index.resume().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "1.3.0 is rolling out now; publish 1.2.0 again to roll it out instead"
+        );
+        assert_eq!(index, before);
     }
 
     #[test]

@@ -42,8 +42,9 @@ pub fn run(config: &Config) -> Result<()> {
     } else {
         None
     };
+    // A result from before this start (or from a config that no longer asks for it) is stale.
+    crate::runtime_health::clear(&config.state_dir);
     let runtime = config.boot_check.runtime_interval.map(|interval| {
-        crate::runtime_health::clear(&config.state_dir);
         let (config, activity) = (Arc::clone(&config), Arc::clone(&activity));
         thread::spawn(move || watch_health(&config, &activity, interval))
     });
