@@ -7,6 +7,8 @@ packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificat
   grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools gdisk systemd python3 python3-venv
   qemu-system-x86 ovmf grub-efi-amd64-bin busybox-static kmod cpio u-boot-qemu stm32flash nginx-light
   mmdebstrap
+  # RAUC's D-Bus API (updater/tests/rauc_dbus.rs): a private bus, the real rauc client, gdbus
+  dbus-daemon rauc libglib2.0-bin
   # bitbake (tests/yocto-bitbake.sh): what poky's sanity check and HOSTTOOLS ask of the host
   locales chrpath diffstat gawk lz4 file wget git bzip2 patch make g++ rpcsvc-proto
   python3-git python3-jinja2 python3-pexpect python3-subunit)

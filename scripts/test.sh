@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  cargo clippy --workspace --all-targets --locked --features updater/dbus -- -D warnings
 else
   echo "test: rustfmt or clippy is missing (Debian's cargo-web has neither): format and lints not checked here" >&2
 fi
-cargo test --workspace --locked 2>&1 | tee target/test.log
+# With RAUC's D-Bus API (the `dbus` feature, off in the default build for size), tested against
+# the real rauc client.
+cargo test --workspace --locked --features updater/dbus 2>&1 | tee target/test.log
 # The power-cut campaign needs the fault-injection cut points, which only test builds have.
 cargo test --locked -p updater --features fault-injection --test power_cut --test lying_storage --test changing_slots -- --nocapture 2>&1 \
   | tee -a target/test.log | grep -E 'cut points|^test result'

@@ -174,7 +174,7 @@ impl<R: Read> FrameStream<R> {
     fn stream_table(&mut self, len: u32, start: u64) -> Result<SeenFrames, BundleError> {
         let corrupt = |what: &str| BundleError::Corrupt(format!("seek table: {what}"));
         let len = len as usize;
-        if len < FOOTER_LEN || (len - FOOTER_LEN) % 8 != 0 {
+        if len < FOOTER_LEN || !(len - FOOTER_LEN).is_multiple_of(8) {
             return Err(corrupt("wrong length"));
         }
         let mut listed = SeenFrames::default();

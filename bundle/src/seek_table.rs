@@ -41,7 +41,7 @@ impl SeekTable {
     /// Parses the payload of the skippable frame (what follows its magic and length).
     pub fn parse_payload(payload: &[u8]) -> Result<Self, BundleError> {
         let corrupt = |what: &str| BundleError::Corrupt(format!("seek table: {what}"));
-        if payload.len() < FOOTER_LEN || (payload.len() - FOOTER_LEN) % 8 != 0 {
+        if payload.len() < FOOTER_LEN || !(payload.len() - FOOTER_LEN).is_multiple_of(8) {
             return Err(corrupt("wrong length"));
         }
         let (body, footer) = payload.split_at(payload.len() - FOOTER_LEN);

@@ -103,21 +103,54 @@ impl Activity {
         also: Option<Observer>,
         install: impl FnOnce(&InstallOptions, &Progress) -> Result<InstallReport>,
     ) -> Result<InstallReport> {
+        self.reserve()?
+            .run(source, starts_as, options, also, install)
+    }
+
+    /// Claims the one install slot now, for an install that starts later on another thread (a
+    /// D-Bus call answers at once): a second caller is refused here, not after its reply.
+    pub fn reserve(self: &Arc<Self>) -> Result<Reservation> {
         let flag = Arc::new(CancelToken::default());
-        {
-            let mut cancel = self.cancel.lock().expect("activity lock");
-            if cancel.is_some() {
-                let status = self.status();
-                return Err(UpdaterError::Busy(format!(
-                    "an update is already running ({} {} from {})",
-                    status.state.as_str(),
-                    status.version.as_deref().unwrap_or("a bundle"),
-                    status.source.as_deref().unwrap_or("?")
-                )));
-            }
-            *cancel = Some(flag.clone());
+        let mut cancel = self.cancel.lock().expect("activity lock");
+        if cancel.is_some() {
+            let status = self.status();
+            return Err(UpdaterError::Busy(format!(
+                "an update is already running ({} {} from {})",
+                status.state.as_str(),
+                status.version.as_deref().unwrap_or("a bundle"),
+                status.source.as_deref().unwrap_or("?")
+            )));
         }
-        self.set(|s| {
+        *cancel = Some(flag.clone());
+        Ok(Reservation {
+            activity: Arc::clone(self),
+            flag,
+        })
+    }
+
+    fn set(&self, change: impl FnOnce(&mut ActivityStatus)) {
+        change(&mut self.status.lock().expect("activity lock"));
+    }
+}
+
+/// The install slot, held from [`Activity::reserve`] until its install ends or it is dropped.
+pub struct Reservation {
+    activity: Arc<Activity>,
+    flag: Arc<CancelToken>,
+}
+
+impl Reservation {
+    /// Runs the install this slot was reserved for; see [`Activity::run`].
+    pub fn run(
+        self,
+        source: &str,
+        starts_as: Phase,
+        options: &InstallOptions,
+        also: Option<Observer>,
+        install: impl FnOnce(&InstallOptions, &Progress) -> Result<InstallReport>,
+    ) -> Result<InstallReport> {
+        let me = &self.activity;
+        me.set(|s| {
             *s = ActivityStatus {
                 state: starts_as,
                 source: Some(source.to_string()),
@@ -131,7 +164,7 @@ impl Activity {
             }
         });
         let observer = {
-            let me = Arc::clone(self);
+            let me = Arc::clone(me);
             Arc::new(move |tick: &Tick| {
                 me.set(|s| {
                     if tick.step != Step::Install {
@@ -152,11 +185,11 @@ impl Activity {
         };
         let progress = Progress::observed(Style::Quiet, observer);
         let options = InstallOptions {
-            cancel: Some(flag),
+            cancel: Some(Arc::clone(&self.flag)),
             ..options.clone()
         };
         let result = install(&options, &progress);
-        self.set(|s| {
+        me.set(|s| {
             match &result {
                 Ok(report) => {
                     s.state = Phase::ReadyToReboot;
@@ -169,11 +202,12 @@ impl Activity {
             }
             s.since = now();
         });
-        *self.cancel.lock().expect("activity lock") = None;
         result
     }
+}
 
-    fn set(&self, change: impl FnOnce(&mut ActivityStatus)) {
-        change(&mut self.status.lock().expect("activity lock"));
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        *self.activity.cancel.lock().expect("activity lock") = None;
     }
 }

@@ -11,6 +11,8 @@ pub mod bootloader;
 pub mod cancel;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "dbus")]
+pub mod dbus;
 pub mod display;
 pub mod error;
 pub mod fault;

@@ -137,6 +137,7 @@ named! {
         InstallFailed = "install-failed",
         MarkGood = "mark-good",
         MarkBad = "mark-bad",
+        MarkActive = "mark-active",
         /// boot-check found a problem of what both groups share.
         BootCheckWarning = "boot-check-warning",
         /// The bootloader fell back from a group whose update failed.

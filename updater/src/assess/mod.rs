@@ -58,6 +58,9 @@ pub enum Mark {
         force: bool,
     },
     Bad,
+    /// Boot it next, with its attempts back (RAUC's `mark-active`); it keeps its good flag, so an
+    /// unconfirmed group still has to pass boot-check.
+    Active,
 }
 
 /// Marks `group` (default: the booted one). Marking good raises the security floor to the group's
@@ -84,6 +87,12 @@ pub fn mark_with_reason(
         .groups
         .get(&group)
         .is_some_and(|g| g.version.is_none());
+    if torn && mark == Mark::Active {
+        return Err(UpdaterError::Refused(format!(
+            "the last install into group {group} did not complete, so its slots may hold torn data; \
+             install a bundle into it before activating it"
+        )));
+    }
     if torn && mark == (Mark::Good { force: false }) {
         return Err(UpdaterError::Refused(format!(
             "the last install into group {group} did not complete, so its slots may hold torn data; \
@@ -117,6 +126,10 @@ fn apply_mark(
         Mark::Bad => {
             boot.mark_bad(group);
             state.record(EventKind::MarkBad, group, version.as_deref(), why);
+        }
+        Mark::Active => {
+            boot.prefer(group, config.boot.tries);
+            state.record(EventKind::MarkActive, group, version.as_deref(), why);
         }
     }
 }

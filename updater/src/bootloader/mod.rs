@@ -111,6 +111,15 @@ impl BootState {
         }
     }
 
+    /// `mark-active` (RAUC's name): boot `group` next with `tries` attempts, keeping its good flag.
+    /// Only for a group known to be whole; the caller refuses one whose install did not complete.
+    pub fn prefer(&mut self, group: Group, tries: u8) {
+        if group != Group::R {
+            self.group_mut(group).tries = tries;
+            self.order = [group, group.other()];
+        }
+    }
+
     /// After a healthy boot of `group`: it is good and has its attempts back.
     pub fn mark_good(&mut self, group: Group, tries: u8) {
         if group != Group::R {

@@ -37,14 +37,17 @@ enum Event {
     PowerCutAndBoot,
     /// boot-check runs: marks good if the group works, else marks bad and reboots.
     BootCheck,
+    /// `mark-active other` by hand (or over D-Bus): refused for a group being written.
+    MarkActiveOther,
 }
 
-const EVENTS: [Event; 5] = [
+const EVENTS: [Event; 6] = [
     Event::InstallStart(Content::Works),
     Event::InstallStart(Content::Broken),
     Event::InstallFinish,
     Event::PowerCutAndBoot,
     Event::BootCheck,
+    Event::MarkActiveOther,
 ];
 
 impl Device {
@@ -127,6 +130,17 @@ impl Device {
                         self.running = None;
                     }
                 }
+                true
+            }
+            Event::MarkActiveOther => {
+                let Some(running) = self.running else {
+                    return false;
+                };
+                let other = running.other();
+                if self.content(other) == Content::Partial {
+                    return false;
+                }
+                self.boot.prefer(other, TRIES);
                 true
             }
         }

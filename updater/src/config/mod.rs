@@ -48,6 +48,7 @@ pub struct Config {
     /// None when no `[fleet] url` is set: the device takes updates only when told.
     pub fleet: Option<FleetConfig>,
     pub api: ApiConfig,
+    pub dbus: DbusConfig,
     /// Time limits and trusted CAs of every HTTP(S) request.
     pub http: HttpSettings,
 }
@@ -88,9 +89,20 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     http: RawHttp,
+    #[serde(default)]
+    dbus: DbusConfig,
     /// Stand-ins for /sys and /dev (tests, containers).
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
+}
+
+/// `[dbus]`: RAUC's D-Bus service interface (docs/rauc-migration.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbusConfig {
+    /// `updater daemon` owns `de.pengutronix.rauc` on the system bus.
+    #[serde(default)]
+    pub enable: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -125,6 +137,7 @@ impl Config {
             fleet: None,
             api: ApiConfig::default(),
             http: HttpSettings::default(),
+            dbus: DbusConfig::default(),
         }
     }
 }
@@ -232,6 +245,7 @@ impl Config {
             fleet,
             api,
             http,
+            dbus: raw.dbus,
             state_dir: resolve(&raw.state_dir),
             bootloader,
             boot: BootConfig {

@@ -42,6 +42,7 @@ pub fn run(config: &Config) -> Result<()> {
     } else {
         None
     };
+    let bus = serve_dbus(&config, &activity)?;
     // A result from before this start (or from a config that no longer asks for it) is stale.
     crate::runtime_health::clear(&config.state_dir);
     let runtime = config.boot_check.runtime_interval.map(|interval| {
@@ -79,12 +80,40 @@ pub fn run(config: &Config) -> Result<()> {
                     let _ = job.join();
                     Ok(())
                 }
+                // The bus connection serves on its own threads.
+                None if bus.is_some() => loop {
+                    alive.sleep(alive.beat);
+                },
                 None => Err(UpdaterError::config(
                     &config.path,
-                    "the daemon has nothing to do: fleet polling is off, api.enabled = false and no boot_check.runtime_interval is set",
+                    "the daemon has nothing to do: fleet polling is off, api.enabled = false, [dbus] is off and no boot_check.runtime_interval is set",
                 )),
             }
         }
+    }
+}
+
+/// RAUC's D-Bus interface, when `[dbus] enable = true`; the connection serves while it is kept.
+#[cfg(feature = "dbus")]
+fn serve_dbus(
+    config: &Arc<Config>,
+    activity: &Arc<Activity>,
+) -> Result<Option<zbus::blocking::Connection>> {
+    config
+        .dbus
+        .enable
+        .then(|| crate::dbus::serve(Arc::clone(config), Arc::clone(activity)))
+        .transpose()
+}
+
+#[cfg(not(feature = "dbus"))]
+fn serve_dbus(config: &Arc<Config>, _: &Arc<Activity>) -> Result<Option<()>> {
+    match config.dbus.enable {
+        true => Err(UpdaterError::config(
+            &config.path,
+            "[dbus] enable = true, but this updater was built without D-Bus support (cargo feature `dbus`)",
+        )),
+        false => Ok(None),
     }
 }
 

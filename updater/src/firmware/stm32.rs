@@ -148,7 +148,7 @@ impl<L: Link> Bootloader<L> {
     /// Writes up to 256 bytes at a 4-byte aligned address; the length is padded to a multiple
     /// of 4 with 0xFF, as the bootloader requires.
     pub fn write_memory(&mut self, address: u32, data: &[u8]) -> Result<()> {
-        assert!(!data.is_empty() && data.len() <= BLOCK && address % 4 == 0);
+        assert!(!data.is_empty() && data.len() <= BLOCK && address.is_multiple_of(4));
         let mut block = data.to_vec();
         block.resize(data.len().div_ceil(4) * 4, 0xFF);
         self.command(WRITE, "WRITE")?;

@@ -87,10 +87,21 @@ pub fn install(
     options: &InstallOptions,
     progress: &Progress,
 ) -> Result<InstallReport> {
+    install_opened(config, || Ok(source), options, progress)
+}
+
+/// [`install`] of a stream opened only once the device is locked: a source that keeps its reader
+/// waiting (a FIFO, a slow pipe) already holds off every other install while it waits.
+fn install_opened<R: Read>(
+    config: &Config,
+    open: impl FnOnce() -> Result<R>,
+    options: &InstallOptions,
+    progress: &Progress,
+) -> Result<InstallReport> {
     run(config, options, progress, |keyring, cancel| {
         let reader = BundleReader::open(
             Cancellable {
-                inner: source,
+                inner: open()?,
                 cancel,
             },
             keyring,
@@ -109,9 +120,9 @@ pub fn install_from(
 ) -> Result<InstallReport> {
     match source {
         BundleSource::Url(url) => install_url(config, url, options, progress),
-        other => install(
+        other => install_opened(
             config,
-            crate::source::open(other, &config.http, options.cancel.clone())?,
+            || crate::source::open(other, &config.http, options.cancel.clone()),
             options,
             progress,
         ),

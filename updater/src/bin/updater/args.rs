@@ -65,6 +65,12 @@ pub enum Command {
         /// A, B or R; default: the booted group.
         group: Option<Group>,
     },
+    /// Boot a group (default: the booted one) next, with its attempts back (RAUC's mark-active).
+    /// A group not yet confirmed still has to pass boot-check.
+    MarkActive {
+        /// A or B; default: the booted group.
+        group: Option<Group>,
+    },
     /// After boot: self-test and health checks, then mark the booted group good, or bad and
     /// reboot (boot_check.on_failure). Run by updater-boot-check.service.
     BootCheck {

@@ -92,6 +92,10 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
             let group = mark(&config, *group, Mark::Bad)?;
             println!("marked group {group} bad");
         }
+        Command::MarkActive { group } => {
+            let group = mark(&config, *group, Mark::Active)?;
+            println!("group {group} boots next");
+        }
         Command::BootCheck { no_reboot } => return run_boot_check(&config, *no_reboot),
     }
     Ok(ExitCode::SUCCESS)

@@ -22,6 +22,13 @@ UPDATER_KEYRING_DIR ?= ""
 
 SYSTEMD_SERVICE:${PN} = "updater-boot-check.service updater.service"
 
+# RAUC's D-Bus API for software written against RAUC (docs/rauc-migration.md): builds the `dbus`
+# cargo feature and installs the bus policy (root calls everything, others read properties).
+# The device's system.toml then needs [dbus] enable = true.
+PACKAGECONFIG ??= ""
+PACKAGECONFIG[dbus] = ",,,dbus"
+CARGO_BUILD_FLAGS:append = "${@bb.utils.contains('PACKAGECONFIG', 'dbus', ' --features dbus', '', d)}"
+
 do_install:append() {
     if [ -z "${UPDATER_KEYRING_DIR}" ]; then
         bbfatal "Set UPDATER_KEYRING_DIR to a folder of trusted public keys (*.pub)"
@@ -40,10 +47,14 @@ do_install:append() {
     install -d ${D}${sysconfdir}/systemd/system.conf.d
     install -m 0644 ${S}/bootloader-hooks/systemd/system.conf.d/10-updater-watchdog.conf \
         ${D}${sysconfdir}/systemd/system.conf.d/
+    if ${@bb.utils.contains('PACKAGECONFIG', 'dbus', 'true', 'false', d)}; then
+        install -d ${D}${datadir}/dbus-1/system.d
+        install -m 0644 ${S}/bootloader-hooks/dbus/de.pengutronix.rauc.conf ${D}${datadir}/dbus-1/system.d/
+    fi
 }
 
 do_install[vardeps] += "UPDATER_COMPATIBLE UPDATER_BOOTLOADER UPDATER_BOOTLOADER_PATH UPDATER_STATE_DIR"
 do_install[file-checksums] += "${@'${UPDATER_KEYRING_DIR}:True' if d.getVar('UPDATER_KEYRING_DIR') else ''}"
 
-FILES:${PN} += "${sysconfdir}/updater ${sysconfdir}/systemd/system.conf.d"
+FILES:${PN} += "${sysconfdir}/updater ${sysconfdir}/systemd/system.conf.d ${datadir}/dbus-1"
 CONFFILES:${PN} = "${sysconfdir}/updater/system.toml"
