@@ -28,7 +28,7 @@ if [ -x "$HOME/.cargo/bin/cargo" ]; then
 fi
 if ! command -v cargo >/dev/null; then
   # rustup's installer needs the network beyond the package registries. Debian 12's rustc is 1.63;
-  # its rustc-web/cargo-web (the toolchain Debian builds its browsers with) is 1.85 or newer.
+  # its rustc-web/cargo-web (the toolchain Debian builds its browsers with) is 1.85 in bookworm and 1.96 in bookworm-security, which this workspace needs.
   echo "setup: no cargo found; installing Debian's cargo-web and rustc-web"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -85,6 +85,42 @@ fn mark_good_after_booting_the_new_group_and_mark_bad_falls_back() {
     );
 }
 
+/// RAUC's mark-active: the group boots next with its attempts back, and keeps its good flag, so a
+/// group never confirmed still has to pass boot-check.
+#[test]
+fn mark_active_brings_a_group_back_first_without_confirming_it() {
+    let device = Device::new();
+    let (bundle, _) = device.bundle("1.1.0");
+    assert!(device.install(&bundle).status.success());
+    assert!(device.updater(&["mark-bad", "B"]).status.success());
+    assert_eq!(device.status()["next"], "A");
+    let out = device.updater(&["mark-active", "B"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "group B boots next"
+    );
+    let status = device.status();
+    assert_eq!(status["next"], "B");
+    assert_eq!(status["slots"]["B"]["bootable"], true);
+    assert_eq!(status["slots"]["B"]["good"], false);
+    assert_eq!(
+        status["slots"]["A"]["good"], true,
+        "A is still the way back"
+    );
+    assert!(device.updater(&["mark-active"]).status.success());
+    assert_eq!(device.status()["next"], "A");
+    assert_fails(
+        &device.updater(&["mark-active", "R"]),
+        1,
+        "R has no boot state",
+    );
+}
+
 #[test]
 fn wrong_key_is_refused_untouched() {
     let device = Device::new();
@@ -533,11 +569,18 @@ fn defect_05_a_partial_bundle_cannot_activate_a_torn_group() {
     assert_eq!(device.snapshot(), before, "something was written");
     assert_safe(&device);
 
-    // Neither can mark-good make the torn group bootable, unless forced.
+    // Neither can mark-good make the torn group bootable, unless forced, nor mark-active at all.
     assert_fails(
         &device.updater(&["mark-good", "B"]),
         1,
         "the last install into group B did not complete",
+    );
+    assert_eq!(device.snapshot(), before);
+    assert_safe(&device);
+    assert_fails(
+        &device.updater(&["mark-active", "B"]),
+        1,
+        "install a bundle into it before activating it",
     );
     assert_eq!(device.snapshot(), before);
     assert_safe(&device);
