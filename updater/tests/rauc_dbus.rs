@@ -11,8 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::device::{Device, CONFIG};
-use common::web::{free_port, wait_for_port};
+use common::device::{two_slot_config, Device, CONFIG};
+use common::web::{free_port, wait_for_port, Nginx};
 use serde_json::Value;
 
 const POLICY: &str = concat!(
@@ -70,6 +70,8 @@ impl Bus {
             .arg(format!("--config-file={}", config.display()))
             .args(["--nofork", "--print-address"])
             .stdout(Stdio::piped())
+            // Its refusals of the unprivileged calls, kept out of the test output.
+            .stderr(fs::File::create(dir.path().join("bus.log")).unwrap())
             .spawn()
             .expect("dbus-daemon (Debian package dbus-daemon)");
         let mut line = String::new();
@@ -172,12 +174,16 @@ impl Drop for Daemon {
 
 /// The example device with `[dbus]` on and the local API as `api` says (off unless given).
 fn dbus_device(api: &str) -> Device {
+    dbus_device_of(CONFIG, api)
+}
+
+fn dbus_device_of(config: &str, api: &str) -> Device {
     let api = match api {
         "" => "enabled = false",
         listen => listen,
     };
     Device::with_config(&format!(
-        "{CONFIG}\n[dbus]\nenable = true\n\n[api]\n{api}\n"
+        "{config}\n[dbus]\nenable = true\n\n[api]\n{api}\n"
     ))
 }
 
@@ -258,6 +264,54 @@ fn rauc_status_reports_what_updater_status_does() {
     assert!(readable.contains("Compatible:  acme-robot"), "{readable}");
     assert!(readable.contains("Booted from: rootfs.0 (A)"), "{readable}");
     assert!(readable.contains("Activated: rootfs.0 (A)"), "{readable}");
+}
+
+/// A second slot class is a child of rootfs, as RAUC's `parent=` makes it: no bootname, the
+/// parent named, `active` in the booted group. (RAUC's client aborts on a parent it cannot find.)
+#[test]
+fn other_slot_classes_are_children_of_rootfs() {
+    let bus = Bus::start();
+    let device = dbus_device_of(&two_slot_config(), "");
+    let _daemon = Daemon::start(&bus, &device);
+    let status = rauc_json(&bus, true);
+    for (name, parent, state) in [
+        ("app.0", "rootfs.0", "active"),
+        ("app.1", "rootfs.1", "inactive"),
+    ] {
+        let entry = slot(&status, name);
+        assert_eq!(entry["class"], "app", "{entry}");
+        assert_eq!(entry["parent"], parent, "{entry}");
+        assert_eq!(entry["state"], state, "{entry}");
+        assert_eq!(entry["bootname"], Value::Null, "{entry}");
+        assert_eq!(entry["boot_status"], Value::Null, "{entry}");
+    }
+    let out = bus.rauc(&["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("app.1"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `rauc install URL` streams the bundle from a server, as `updater install URL` does.
+#[test]
+fn rauc_install_takes_a_url() {
+    let bus = Bus::start();
+    let device = dbus_device("");
+    let (bundle, rootfs) = device.bundle("2.0.0");
+    let web = Nginx::serve(bundle.parent().unwrap());
+    let url = web.url(bundle.file_name().unwrap().to_str().unwrap());
+    let daemon = Daemon::start(&bus, &device);
+    let out = bus.rauc(&["install", &url]);
+    assert!(out.status.success(), "{}\n{}", text(&out), daemon.log());
+    assert_eq!(device.status()["slots"]["B"]["version"], "2.0.0");
+    assert_eq!(device.slot("b"), rootfs);
+
+    let out = bus.rauc(&["install", &web.url("missing.zst")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("LastError: "), "{}", text(&out));
+    assert!(text(&out).contains("404"), "{}", text(&out));
 }
 
 #[test]
