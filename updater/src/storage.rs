@@ -63,6 +63,13 @@ impl Storage {
 
     /// Fills `out` from `offset`; short only where the storage ends (an error then).
     pub fn read_exact_at(&self, out: &mut [u8], offset: u64) -> io::Result<()> {
+        self.read_exact_at_ahead(out, offset, WINDOW)
+    }
+
+    /// [`Self::read_exact_at`] for a caller that knows its reads run on for `ahead` bytes from
+    /// `offset` and then jump elsewhere (a delta's copy op): a direct read then fetches what will
+    /// be used, not a whole window past it.
+    pub fn read_exact_at_ahead(&self, out: &mut [u8], offset: u64, ahead: usize) -> io::Result<()> {
         if !self.direct {
             return self.file.read_exact_at(out, offset);
         }
@@ -70,7 +77,8 @@ impl Storage {
         let end = offset + out.len() as u64;
         if offset < window.start || end > window.start + window.len as u64 {
             let from = offset - offset % ALIGN as u64;
-            let len = ((end - from) as usize).max(WINDOW);
+            let head = (offset - from) as usize;
+            let len = ((end - from) as usize).max(head + ahead.min(WINDOW));
             self.read_direct(&mut window, from, len)?;
         }
         let at = (offset - window.start) as usize;
@@ -167,8 +175,29 @@ mod tests {
             storage.read_exact_at(&mut out, offset as u64).unwrap();
             assert_eq!(out, data[offset..offset + len], "{offset}+{len}");
         }
+        // Short windows (a delta's scattered copies) refill as the reads move on.
+        for ahead in [1, 4096, 5000] {
+            for (offset, len) in [
+                (0, 4096),
+                (4000, 200),
+                (4100, 5000),
+                (12_288, 4096),
+                (1, 10),
+            ] {
+                let mut out = vec![0u8; len];
+                storage
+                    .read_exact_at_ahead(&mut out, offset as u64, ahead)
+                    .unwrap();
+                assert_eq!(
+                    out,
+                    data[offset..offset + len],
+                    "{offset}+{len}, ahead {ahead}"
+                );
+            }
+        }
         let mut out = [0u8; 20];
         assert!(storage.read_exact_at(&mut out, 69_990).is_err());
+        assert!(storage.read_exact_at_ahead(&mut out, 69_990, 1).is_err());
         let mut all = Vec::new();
         storage
             .prefix(data.len() as u64)

@@ -195,7 +195,11 @@ impl<'a, R: Read> Producer<'a, R> {
             match from {
                 Some(from) => base
                     .storage
-                    .read_exact_at(piece, (from + used) * u64::from(BLOCK_SIZE))
+                    .read_exact_at_ahead(
+                        piece,
+                        (from + used) * u64::from(BLOCK_SIZE),
+                        ((count - used) * u64::from(BLOCK_SIZE)) as usize,
+                    )
                     .map_err(UpdaterError::io(format!(
                         "reading the base in {}",
                         base.name
