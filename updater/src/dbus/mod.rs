@@ -224,7 +224,6 @@ impl Installer {
 fn owned(field: Field) -> OwnedValue {
     match field {
         Field::Text(text) => OwnedValue::from(Str::from(text)),
-        Field::Size(size) => OwnedValue::from(size),
         Field::Count(count) => OwnedValue::from(count),
     }
 }

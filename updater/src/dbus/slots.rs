@@ -8,11 +8,10 @@ use crate::group::Group;
 use crate::state::{EventKind, State};
 use crate::status::Status;
 
-/// A value in a slot's status dictionary, typed as RAUC's client reads it (`s`, `t`, `u`).
+/// A value in a slot's status dictionary, typed as RAUC's client reads it (`s`, `u`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Field {
     Text(String),
-    Size(u64),
     Count(u32),
 }
 
@@ -241,6 +240,117 @@ mod tests {
         assert_eq!(group_of("rootfs.1", Group::A, &c), Ok(Group::B));
         assert_eq!(group_of("app.0", Group::B, &c), Ok(Group::A));
         assert_eq!(group_of("rootfs.2", Group::A, &c), Ok(Group::R));
+    }
+
+    fn status(booted: Group, bootable_b: bool) -> Status {
+        let group = |bootable| crate::status::GroupStatus {
+            bootable,
+            good: Some(false),
+            tries: Some(0),
+            version: None,
+            components: vec![],
+        };
+        Status {
+            compatible: "acme-x1".into(),
+            booted,
+            next: booted,
+            slots: [(Group::A, group(true)), (Group::B, group(bootable_b))]
+                .into_iter()
+                .collect(),
+            security_floor: 0,
+            last_install: None,
+            bootloader: "file".into(),
+            warnings: vec![],
+            runtime_health: None,
+        }
+    }
+
+    fn field(entries: &[SlotEntry], slot: &str, key: &str) -> Option<Field> {
+        let entry = entries.iter().find(|e| e.name == slot)?;
+        entry
+            .fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn text(value: &str) -> Option<Field> {
+        Some(Field::Text(value.into()))
+    }
+
+    #[test]
+    fn entries_carry_what_rauc_clients_read_with_their_types() {
+        let c = config(&["app", "rootfs"], false);
+        let mut state = State::default();
+        state.groups.insert(
+            Group::B,
+            crate::state::GroupRecord {
+                version: Some("2.0.0".into()),
+                security_version: 0,
+                installed_at: Some("2026-12-01T06:00:00Z".into()),
+                components: vec![crate::state::ComponentRecord {
+                    name: "rootfs".into(),
+                    slot_class: Some("rootfs".into()),
+                    version: "2.0.0".into(),
+                    sha256: Some("ab".repeat(32)),
+                }],
+            },
+        );
+        state.record(EventKind::Install, Group::B, Some("2.0.0"), None);
+        state.record(EventKind::MarkActive, Group::B, Some("2.0.0"), None);
+        let entries = entries(&c, &status(Group::A, true), &state);
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["app.0", "rootfs.0", "app.1", "rootfs.1"]);
+
+        assert_eq!(field(&entries, "rootfs.0", "state"), text("booted"));
+        assert_eq!(field(&entries, "rootfs.0", "bootname"), text("A"));
+        assert_eq!(field(&entries, "app.0", "state"), text("active"));
+        assert_eq!(field(&entries, "app.0", "parent"), text("rootfs.0"));
+        assert_eq!(field(&entries, "app.0", "bootname"), None);
+        assert_eq!(
+            field(&entries, "rootfs.0", "device"),
+            text("/dev/disk/by-partlabel/rootfs-A")
+        );
+
+        assert_eq!(field(&entries, "rootfs.1", "state"), text("inactive"));
+        assert_eq!(field(&entries, "rootfs.1", "boot-status"), text("good"));
+        assert_eq!(field(&entries, "rootfs.1", "status"), text("ok"));
+        assert_eq!(field(&entries, "rootfs.1", "bundle.version"), text("2.0.0"));
+        assert_eq!(
+            field(&entries, "rootfs.1", "bundle.compatible"),
+            text("acme-x1")
+        );
+        assert_eq!(
+            field(&entries, "rootfs.1", "sha256"),
+            Some(Field::Text("ab".repeat(32)))
+        );
+        assert_eq!(
+            field(&entries, "app.1", "sha256"),
+            None,
+            "no app image recorded"
+        );
+        assert_eq!(
+            field(&entries, "rootfs.1", "installed.count"),
+            Some(Field::Count(1))
+        );
+        assert_eq!(
+            field(&entries, "rootfs.1", "activated.count"),
+            Some(Field::Count(2))
+        );
+        assert_eq!(field(&entries, "rootfs.0", "installed.count"), None);
+    }
+
+    #[test]
+    fn a_torn_group_says_failed_and_an_unbootable_one_bad() {
+        let c = config(&["rootfs"], false);
+        let mut state = State::default();
+        state
+            .groups
+            .insert(Group::B, crate::state::GroupRecord::default());
+        let entries = entries(&c, &status(Group::A, false), &state);
+        assert_eq!(field(&entries, "rootfs.1", "status"), text("failed"));
+        assert_eq!(field(&entries, "rootfs.1", "bundle.version"), None);
+        assert_eq!(field(&entries, "rootfs.1", "boot-status"), text("bad"));
     }
 
     #[test]
