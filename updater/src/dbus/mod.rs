@@ -59,17 +59,6 @@ pub fn serve(config: Arc<Config>, activity: Arc<Activity>) -> Result<zbus::block
             progress: (0, String::new(), 0),
         })),
     };
-    let bus_error = |e: zbus::Error| {
-        match e {
-        zbus::Error::NameTaken => UpdaterError::Busy(format!(
-            "another process owns {BUS_NAME} on the D-Bus system bus (a RAUC service, or a second updater daemon)"
-        )),
-        e => UpdaterError::Io {
-            context: format!("serving {BUS_NAME} on the D-Bus system bus"),
-            source: std::io::Error::other(e),
-        },
-    }
-    };
     let connection = zbus::blocking::connection::Builder::system()
         .and_then(|b| b.serve_at(OBJECT_PATH, installer))
         .and_then(|b| b.build())
@@ -80,6 +69,19 @@ pub fn serve(config: Arc<Config>, activity: Arc<Activity>) -> Result<zbus::block
         .map_err(bus_error)?;
     eprintln!("updater: D-Bus: serving {BUS_NAME} (RAUC's Installer interface) on the system bus");
     Ok(connection)
+}
+
+fn bus_error(err: zbus::Error) -> UpdaterError {
+    match err {
+        zbus::Error::NameTaken => UpdaterError::Busy(format!(
+            "another process owns {BUS_NAME} on the D-Bus system bus \
+             (a RAUC service, or a second updater daemon)"
+        )),
+        err => UpdaterError::Io {
+            context: format!("serving {BUS_NAME} on the D-Bus system bus"),
+            source: std::io::Error::other(err),
+        },
+    }
 }
 
 fn failed(err: impl std::fmt::Display) -> fdo::Error {
@@ -96,11 +98,7 @@ impl Installer {
         #[zbus(object_server)] server: &zbus::ObjectServer,
     ) -> fdo::Result<()> {
         let options = args::install_options(&args).map_err(fdo::Error::InvalidArgs)?;
-        let me = server
-            .interface::<_, Installer>(OBJECT_PATH)
-            .await
-            .map_err(failed)?;
-        self.start(&source, options, me).map_err(failed)
+        self.begin(&source, options, server).await
     }
 
     /// RAUC's older form of `InstallBundle`, without arguments.
@@ -109,12 +107,7 @@ impl Installer {
         source: String,
         #[zbus(object_server)] server: &zbus::ObjectServer,
     ) -> fdo::Result<()> {
-        let me = server
-            .interface::<_, Installer>(OBJECT_PATH)
-            .await
-            .map_err(failed)?;
-        self.start(&source, InstallOptions::default(), me)
-            .map_err(failed)
+        self.begin(&source, InstallOptions::default(), server).await
     }
 
     /// A bundle's compatible and version, from its manifest once the signature is verified (what
@@ -231,6 +224,20 @@ fn owned(field: Field) -> OwnedValue {
 impl Installer {
     fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
         self.shown.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts an install with a handle on this interface, for the signals it will send.
+    async fn begin(
+        &self,
+        source: &str,
+        options: InstallOptions,
+        server: &zbus::ObjectServer,
+    ) -> fdo::Result<()> {
+        let me = server
+            .interface::<_, Installer>(OBJECT_PATH)
+            .await
+            .map_err(failed)?;
+        self.start(source, options, me).map_err(failed)
     }
 
     /// Claims the install slot and the state folder now, so that a second install (over D-Bus,
