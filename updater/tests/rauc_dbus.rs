@@ -99,6 +99,17 @@ impl Bus {
         self.command("rauc").args(args).output().expect("rauc")
     }
 
+    /// `gdbus call` of an Installer method, as root.
+    fn call(&self, method: &str, args: &[&str]) -> Output {
+        self.command("gdbus")
+            .args(["call", "--system", "--dest", "de.pengutronix.rauc"])
+            .args(["--object-path", "/", "--method"])
+            .arg(format!("de.pengutronix.rauc.Installer.{method}"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     fn has_owner(&self) -> bool {
         let out = self
             .command("gdbus")
@@ -442,15 +453,7 @@ fn a_plain_dbus_client_installs_and_hears_progress_and_completed() {
     let device = dbus_device("");
     let (bundle, _) = device.bundle("2.0.0");
     let _daemon = Daemon::start(&bus, &device);
-    let gdbus_call = |method: &str, args: &[&str]| {
-        bus.command("gdbus")
-            .args(["call", "--system", "--dest", "de.pengutronix.rauc"])
-            .args(["--object-path", "/", "--method"])
-            .arg(format!("de.pengutronix.rauc.Installer.{method}"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let gdbus_call = |method: &str, args: &[&str]| bus.call(method, args);
     let info = gdbus_call("Info", &[bundle.to_str().unwrap()]);
     assert!(info.status.success(), "{}", text(&info));
     assert_eq!(
@@ -614,6 +617,29 @@ fn bad_install_arguments_and_a_taken_name_are_refused_with_the_reason() {
         "{}",
         text(&out)
     );
+    assert_eq!(device.snapshot(), before, "something was written");
+    for (method, args, says) in [
+        ("InstallBundle", &["-", "{}"][..], "not standard input"),
+        (
+            "InstallBundle",
+            &[bundle.to_str().unwrap(), "{'force': <true>}"][..],
+            "unknown argument 'force'",
+        ),
+        (
+            "Mark",
+            &["broken", "booted"][..],
+            "unknown mark 'broken': give good, bad or active",
+        ),
+        ("Mark", &["good", "other.7"][..], "no slot named 'other.7'"),
+    ] {
+        let out = bus.call(method, args);
+        assert!(!out.status.success(), "{method} {args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains(says),
+            "{method} {args:?}: {}",
+            text(&out)
+        );
+    }
     assert_eq!(device.snapshot(), before, "something was written");
 
     let second = bus
