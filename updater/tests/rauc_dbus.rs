@@ -30,6 +30,17 @@ struct Bus {
 
 impl Bus {
     fn start() -> Bus {
+        Bus::with_policy(&format!("<include>{POLICY}</include>"))
+    }
+
+    /// A bus that lets anyone call anything: only the updater itself stands in the way.
+    fn permissive() -> Bus {
+        Bus::with_policy(
+            r#"<policy context="default"><allow own="*"/><allow send_type="method_call"/></policy>"#,
+        )
+    }
+
+    fn with_policy(policy: &str) -> Bus {
         let dir = tempfile::tempdir().unwrap();
         // Readable by the unprivileged user the permission test runs as.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
@@ -59,7 +70,7 @@ impl Bus {
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>
-  <include>{POLICY}</include>
+  {policy}
 </busconfig>
 "#,
                 socket = socket.display()
@@ -601,6 +612,37 @@ fn only_root_may_install_or_mark_but_anyone_may_read_properties() {
         );
     }
     assert_eq!(device.snapshot(), before, "something was written");
+}
+
+/// With a bus that lets everyone through (a policy file missing or written too openly), the
+/// updater itself still refuses installs and marks from anyone but root.
+#[test]
+fn the_updater_refuses_non_root_callers_even_on_an_open_bus() {
+    let bus = Bus::permissive();
+    let device = dbus_device("");
+    let (bundle, _) = device.bundle("2.0.0");
+    let _daemon = Daemon::start(&bus, &device);
+    let before = device.snapshot();
+    for args in [
+        &["rauc", "install", bundle.to_str().unwrap()][..],
+        &["rauc", "status", "mark-bad", "booted"][..],
+    ] {
+        let out = bus
+            .command("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        assert!(
+            text(&out).contains("only root may install or mark slots (the caller is uid 65534)"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(device.snapshot(), before, "something was written");
+    let out = bus.rauc(&["status", "mark-good"]);
+    assert!(out.status.success(), "root may: {}", text(&out));
 }
 
 #[test]

@@ -15,6 +15,7 @@ use bundle::{BundleReader, Keyring};
 use futures_lite::future::block_on;
 use tracing::{info, warn};
 use zbus::fdo::{self, RequestNameFlags};
+use zbus::message::Header;
 use zbus::object_server::{InterfaceRef, SignalEmitter};
 use zbus::zvariant::{OwnedValue, Str};
 
@@ -84,6 +85,24 @@ fn bus_error(err: zbus::Error) -> UpdaterError {
     }
 }
 
+/// What changes the device is root's alone, whatever the bus's policy lets through: a bus
+/// configured more openly than the shipped policy file must not open installs to everyone.
+async fn require_root(connection: &zbus::Connection, header: &Header<'_>) -> fdo::Result<()> {
+    let sender = header
+        .sender()
+        .ok_or_else(|| fdo::Error::AccessDenied("a call without a sender".into()))?;
+    let uid = fdo::DBusProxy::new(connection)
+        .await?
+        .get_connection_unix_user(sender.clone().into())
+        .await?;
+    match uid {
+        0 => Ok(()),
+        uid => Err(fdo::Error::AccessDenied(format!(
+            "only root may install or mark slots (the caller is uid {uid})"
+        ))),
+    }
+}
+
 fn failed(err: impl std::fmt::Display) -> fdo::Error {
     fdo::Error::Failed(err.to_string())
 }
@@ -96,7 +115,10 @@ impl Installer {
         source: String,
         args: HashMap<String, OwnedValue>,
         #[zbus(object_server)] server: &zbus::ObjectServer,
+        #[zbus(connection)] connection: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
     ) -> fdo::Result<()> {
+        require_root(connection, &header).await?;
         let options = args::install_options(&args).map_err(fdo::Error::InvalidArgs)?;
         self.begin(&source, options, server).await
     }
@@ -106,7 +128,10 @@ impl Installer {
         &self,
         source: String,
         #[zbus(object_server)] server: &zbus::ObjectServer,
+        #[zbus(connection)] connection: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
     ) -> fdo::Result<()> {
+        require_root(connection, &header).await?;
         self.begin(&source, InstallOptions::default(), server).await
     }
 
@@ -127,7 +152,14 @@ impl Installer {
     /// `good`, `bad` or `active` for `booted`, `other` or a slot name; answers the parent slot's
     /// name and what was done, in RAUC's words.
     #[zbus(out_args("slot_name", "message"))]
-    fn mark(&self, state: String, slot_identifier: String) -> fdo::Result<(String, String)> {
+    async fn mark(
+        &self,
+        state: String,
+        slot_identifier: String,
+        #[zbus(connection)] connection: &zbus::Connection,
+        #[zbus(header)] header: Header<'_>,
+    ) -> fdo::Result<(String, String)> {
+        require_root(connection, &header).await?;
         let (how, done) = match state.as_str() {
             "good" => (Mark::Good { force: false }, "marked slot {} as good"),
             "bad" => (Mark::Bad, "marked slot {} as bad"),
