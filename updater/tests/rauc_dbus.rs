@@ -105,9 +105,14 @@ impl Bus {
         command
     }
 
-    /// `rauc ARGS`, as root.
+    /// `rauc ARGS`, as root; a client still waiting after two minutes is stopped (exit 124),
+    /// so a missing `Completed` fails the test instead of hanging it.
     fn rauc(&self, args: &[&str]) -> Output {
-        self.command("rauc").args(args).output().expect("rauc")
+        self.command("timeout")
+            .args(["120", "rauc"])
+            .args(args)
+            .output()
+            .expect("rauc")
     }
 
     /// `gdbus call` of an Installer method, as root.
@@ -482,13 +487,29 @@ fn a_plain_dbus_client_installs_and_hears_progress_and_completed() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    thread::sleep(Duration::from_millis(500));
+    // Lines through a channel, so that a signal that never comes fails the test, not hangs it.
+    let (sender, lines) = std::sync::mpsc::channel();
+    let stdout = monitor.stdout.take().unwrap();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = || lines.recv_timeout(Duration::from_secs(60)).ok();
+    // gdbus says who owns the name once it listens.
+    loop {
+        match next_line() {
+            Some(line) if line.contains("is owned by") => break,
+            Some(_) => {}
+            None => panic!("gdbus monitor did not start"),
+        }
+    }
     let call = gdbus_call("InstallBundle", &[bundle.to_str().unwrap(), "{}"]);
     assert!(call.status.success(), "{}", text(&call));
-    let lines = BufReader::new(monitor.stdout.take().unwrap()).lines();
     let mut seen = Vec::new();
-    for line in lines {
-        let line = line.unwrap();
+    while let Some(line) = next_line() {
         let done = line.contains("Installer.Completed");
         seen.push(line);
         if done {
