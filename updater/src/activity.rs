@@ -176,7 +176,7 @@ impl Reservation {
                     }
                     s.done = tick.done;
                     s.total = tick.total;
-                    s.percent = (tick.done * 100).checked_div(tick.total).unwrap_or(0) as u8;
+                    s.percent = tick.percent().unwrap_or(0) as u8;
                 });
                 if let Some(also) = &also {
                     also(tick);

@@ -49,6 +49,13 @@ pub struct Tick<'a> {
     pub subject: Option<&'a str>,
 }
 
+impl Tick<'_> {
+    /// Done in percent; None while the total is not known.
+    pub fn percent(&self) -> Option<u64> {
+        (self.done * 100).checked_div(self.total)
+    }
+}
+
 pub struct Progress {
     style: Style,
     inner: Mutex<Current>,

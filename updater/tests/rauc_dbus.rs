@@ -115,6 +115,15 @@ impl Bus {
             .expect("rauc")
     }
 
+    /// `ARGS` run as the unprivileged user 65534 (nobody).
+    fn as_nobody(&self, args: &[&str]) -> Output {
+        self.command("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     /// `gdbus call` of an Installer method, as root.
     fn call(&self, method: &str, args: &[&str]) -> Output {
         self.command("gdbus")
@@ -597,14 +606,7 @@ fn only_root_may_install_or_mark_but_anyone_may_read_properties() {
     let device = dbus_device("");
     let (bundle, _) = device.bundle("2.0.0");
     let _daemon = Daemon::start(&bus, &device);
-    let as_nobody = |args: &[&str]| {
-        bus.command("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let read = as_nobody(&[
+    let read = bus.as_nobody(&[
         "gdbus",
         "call",
         "--system",
@@ -624,7 +626,7 @@ fn only_root_may_install_or_mark_but_anyone_may_read_properties() {
         &["rauc", "install", bundle.to_str().unwrap()][..],
         &["rauc", "status", "mark-bad", "booted"][..],
     ] {
-        let out = as_nobody(args);
+        let out = bus.as_nobody(args);
         assert_ne!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         assert!(
             text(&out).contains("Rejected send message"),
@@ -648,12 +650,7 @@ fn the_updater_refuses_non_root_callers_even_on_an_open_bus() {
         &["rauc", "install", bundle.to_str().unwrap()][..],
         &["rauc", "status", "mark-bad", "booted"][..],
     ] {
-        let out = bus
-            .command("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(args)
-            .output()
-            .unwrap();
+        let out = bus.as_nobody(args);
         assert_ne!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
         assert!(
             text(&out).contains("only root may install or mark slots (the caller is uid 65534)"),

@@ -8,7 +8,7 @@ pub mod slots;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
 use bundle::{BundleReader, Keyring};
@@ -246,6 +246,11 @@ impl Installer {
     async fn completed(emitter: &SignalEmitter<'_>, result: i32) -> zbus::Result<()>;
 }
 
+/// The properties' values; a panic elsewhere while holding them leaves them readable.
+fn lock(shown: &Mutex<Shown>) -> MutexGuard<'_, Shown> {
+    shown.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn owned(field: Field) -> OwnedValue {
     match field {
         Field::Text(text) => OwnedValue::from(Str::from(text)),
@@ -254,8 +259,8 @@ fn owned(field: Field) -> OwnedValue {
 }
 
 impl Installer {
-    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
-        self.shown.lock().unwrap_or_else(|e| e.into_inner())
+    fn shown(&self) -> MutexGuard<'_, Shown> {
+        lock(&self.shown)
     }
 
     /// Starts an install with a handle on this interface, for the signals it will send.
@@ -352,20 +357,17 @@ fn run(
     shown: &Arc<Mutex<Shown>>,
     me: &InterfaceRef<Installer>,
 ) {
-    let lock = || shown.lock().unwrap_or_else(|e| e.into_inner());
     let observer = {
         let (shown, me) = (Arc::clone(shown), me.clone());
         Arc::new(move |tick: &Tick| {
-            let percent = (tick.done * 100)
-                .checked_div(tick.total)
-                .unwrap_or(0)
-                .min(99) as i32;
+            // 100 only once the install has completed.
+            let percent = tick.percent().unwrap_or(0).min(99) as i32;
             let message = match tick.subject {
                 Some(version) => format!("Installing {version} ({})", tick.step),
                 None => format!("Installing ({})", tick.step),
             };
             let moved = {
-                let mut shown = shown.lock().unwrap_or_else(|e| e.into_inner());
+                let mut shown = lock(&shown);
                 let moved = shown.progress.0 != percent || shown.progress.1 != message;
                 shown.progress = (percent, message, 1);
                 moved
@@ -388,7 +390,7 @@ fn run(
         |options, progress| install_from(config, source, options, progress),
     );
     let code = {
-        let mut shown = lock();
+        let mut shown = lock(shown);
         shown.operation = "idle";
         match &result {
             Ok(report) => {
