@@ -664,6 +664,24 @@ fn the_updater_refuses_non_root_callers_even_on_an_open_bus() {
 }
 
 #[test]
+fn a_daemon_without_a_bus_stops_and_says_which() {
+    let device = dbus_device("");
+    let out = Command::new(env!("CARGO_BIN_EXE_updater"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .arg("--config")
+        .arg(device.path("system.toml"))
+        .arg("daemon")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("serving de.pengutronix.rauc on the D-Bus system bus"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_install_arguments_and_a_taken_name_are_refused_with_the_reason() {
     let bus = Bus::start();
     let device = dbus_device("");
