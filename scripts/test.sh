@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+# A run needs about 12 GiB (target/, the QEMU disks, bitbake's parse cache); on a fuller disk the
+# first symptom is a linker crash, so say it up front.
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+if [ "$free_kib" -lt $((12 * 1024 * 1024)) ]; then
+  echo "test: warning: only $((free_kib / 1024)) MiB free on $(df -P . | awk 'NR == 2 { print $6 }'); a full run needs about 12 GiB" >&2
+fi
 # rustfmt and clippy come with rustup's toolchain; Debian has them only for its older rustc.
 if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
   cargo fmt --all -- --check
