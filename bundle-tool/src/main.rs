@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure, Context};
 use bundle::{
-    create_bundle, BundleError, BundleInput, BundleReader, ComponentKind, CreateOptions, Keyring,
-    Manifest, SigningKey,
+    create_bundle, BundleError, BundleInput, BundleReader, ComponentKind, CreateOptions, Hooks,
+    Keyring, Manifest, SigningKey,
 };
 use clap::{ArgGroup, Parser, Subcommand};
 use cli_support::exit;
@@ -410,6 +410,14 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
     println!("security version: {}", m.security_version);
     println!("chunk size:       {} bytes", m.chunk_size);
     println!("signature:        not checked here (bundle-tool verify checks it)");
+    if let Some(h) = &m.hooks {
+        println!(
+            "hooks:            {} ({} bytes, sha256 {})",
+            hook_events(h).join(", "),
+            h.size,
+            hex_string(&h.sha256)
+        );
+    }
     println!("components:");
     for c in &m.components {
         let role = match (&c.slot_class, &c.target) {
@@ -474,8 +482,17 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
         "version": m.version.to_string(),
         "security_version": m.security_version,
         "chunk_size": m.chunk_size,
+        "hooks": m.hooks.as_ref().map(|h| serde_json::json!({
+            "events": hook_events(h),
+            "size": h.size,
+            "sha256": hex_string(&h.sha256),
+        })),
         "components": components,
     })
+}
+
+fn hook_events(hooks: &Hooks) -> Vec<&'static str> {
+    hooks.events.iter().map(|e| e.name()).collect()
 }
 
 fn hex_string(bytes: &[u8]) -> String {

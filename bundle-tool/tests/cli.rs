@@ -299,6 +299,99 @@ fn firmware_in_the_input_manifest() {
     );
 }
 
+#[test]
+fn hooks_in_the_input_manifest_are_carried_signed_and_shown() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    let hook = "#!/bin/sh\necho \"$1\"\n";
+    fs::write(d.join("hook.sh"), hook).unwrap();
+    let with_hooks = |events: &str, file: &str| {
+        fs::read_to_string(d.join("m.toml")).unwrap()
+            + &format!("\n[hooks]\nfile = \"{file}\"\nevents = [{events}]\n")
+    };
+    fs::write(
+        d.join("h.toml"),
+        with_hooks("\"pre-install\", \"post-install\"", "hook.sh"),
+    )
+    .unwrap();
+    create(d, "1", "h.toml", "b.zst");
+    ok(&tool(d, &["verify", "--keyring", "release.pub", "b.zst"]));
+    let text = ok(&tool(d, &["info", "b.zst"]));
+    assert!(
+        text.contains(&format!(
+            "hooks:            pre-install, post-install ({} bytes, sha256 ",
+            hook.len()
+        )),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "b.zst"]))).unwrap();
+    assert_eq!(
+        json["hooks"]["events"],
+        serde_json::json!(["pre-install", "post-install"])
+    );
+    assert_eq!(json["hooks"]["size"], hook.len());
+    // zstd and tar see the hook as the entry after the signature.
+    let listing = Command::new("sh")
+        .current_dir(d)
+        .args(["-c", "zstd -dc b.zst | tar -t"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listing.stdout),
+        "manifest.toml\nmanifest.sig\nhooks\nrootfs.img\n"
+    );
+    let extracted = Command::new("sh")
+        .current_dir(d)
+        .args(["-c", "zstd -dc b.zst | tar -xO hooks"])
+        .output()
+        .unwrap();
+    assert_eq!(extracted.stdout, hook.as_bytes());
+
+    // What cannot be carried is refused, naming why.
+    for (manifest, code, message) in [
+        (
+            with_hooks("\"post-instal\"", "hook.sh"),
+            9,
+            "[hooks] unknown hook event 'post-instal' (known: pre-install, slot-post-install, \
+             post-install)",
+        ),
+        (with_hooks("", "hook.sh"), 9, "hooks handle no event"),
+        (
+            with_hooks("\"post-install\", \"post-install\"", "hook.sh"),
+            9,
+            "hook event 'post-install' is listed twice",
+        ),
+        (
+            with_hooks("\"post-install\"", "empty.sh"),
+            9,
+            "a hook executable must be 1 to",
+        ),
+        (with_hooks("\"post-install\"", "nope.sh"), 7, "nope.sh"),
+    ] {
+        fs::write(d.join("empty.sh"), "").unwrap();
+        fs::write(d.join("bad.toml"), manifest).unwrap();
+        fails(
+            &tool(
+                d,
+                &[
+                    "create",
+                    "--manifest",
+                    "bad.toml",
+                    "--key",
+                    "release.key",
+                    "--output",
+                    "x.zst",
+                ],
+            ),
+            code,
+            message,
+        );
+        assert!(!d.join("x.zst").exists());
+    }
+}
+
 /// A bundle of `version` named `name`, made in `d` with release.key.
 fn bundle_of(d: &Path, version: &str, name: &str) {
     let manifest = fs::read_to_string(d.join("m.toml"))

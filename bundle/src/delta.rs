@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     create_delta_bundle, BundleInput, BundleReader, ComponentKind, CreateOptions, DeltaImage,
-    FirmwareInput, ImageInput, Keyring, Manifest, SigningKey, FORMAT_WITH_BLOCKS,
+    FirmwareInput, HooksInput, ImageInput, Keyring, Manifest, SigningKey, FORMAT_WITH_BLOCKS,
 };
-use crate::{BundleError, ChunkDigest, BLOCK_SIZE};
+use crate::{BundleError, ChunkDigest, BLOCK_SIZE, HOOKS_ENTRY};
 
 /// A run of the new image's blocks, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,7 +308,8 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
         .map_err(BundleError::io(format!("creating {}", work.0.display())))?;
     let keyring = args.keyring.map(Keyring::load).transpose()?;
     let (old, old_files) = unpack(args.from, keyring.as_ref(), &work.0.join("old"))?;
-    let (new, new_files) = unpack(args.to, keyring.as_ref(), &work.0.join("new"))?;
+    let new_dir = work.0.join("new");
+    let (new, new_files) = unpack(args.to, keyring.as_ref(), &new_dir)?;
     if old.is_delta() || new.is_delta() {
         return Err(bad(
             "a delta is made from two full bundles, not from a delta",
@@ -379,6 +380,11 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
         security_version: new.security_version,
         images,
         firmware,
+        // The new version's hooks run for its delta as for its full bundle.
+        hooks: new.hooks.as_ref().map(|h| HooksInput {
+            path: new_dir.join(HOOKS_ENTRY),
+            events: h.events.clone(),
+        }),
     };
     let mut options = CreateOptions {
         format: FORMAT_WITH_BLOCKS,
@@ -408,6 +414,9 @@ fn unpack(
     let manifest = reader.manifest().clone();
     let io = |what: &str| BundleError::io(format!("{what} {}", dir.display()));
     fs::create_dir_all(dir).map_err(io("creating"))?;
+    if let Some(hooks) = reader.hooks() {
+        fs::write(dir.join(HOOKS_ENTRY), hooks).map_err(io("writing in"))?;
+    }
     let paths: Vec<PathBuf> = manifest
         .components
         .iter()

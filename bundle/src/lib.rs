@@ -28,14 +28,14 @@ pub use error::{BundleError, ErrorClass};
 pub use frame::{decode_chunk_frame, max_frame_len};
 pub use keys::{KeyId, Keyring, PublicKey, SigningKey};
 pub use manifest::{
-    block_key, Component, ComponentKind, FirmwareTarget, Manifest, Parity, TargetFields, UsbId,
-    BLOCK_SIZE, DEFAULT_BAUD, FORMAT_VERSION, FORMAT_WITH_BLOCKS,
+    block_key, Component, ComponentKind, FirmwareTarget, HookEvent, Hooks, Manifest, Parity,
+    TargetFields, UsbId, BLOCK_SIZE, DEFAULT_BAUD, FORMAT_VERSION, FORMAT_WITH_BLOCKS,
 };
 pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
 pub use writer::{
     create_bundle, create_delta_bundle, BundleInput, CreateOptions, CreateReport, DeltaImage,
-    FirmwareInput, ImageInput, DEFAULT_LEVEL,
+    FirmwareInput, HooksInput, ImageInput, DEFAULT_LEVEL,
 };
 
 /// Checks a signature entry (the format of a bundle's `manifest.sig`) over `message`; returns the
@@ -63,3 +63,6 @@ pub const MAX_SIGNATURE_SIZE: u64 = 64 << 10;
 /// Archive entry names of the two leading entries.
 pub const MANIFEST_ENTRY: &str = "manifest.toml";
 pub const SIGNATURE_ENTRY: &str = "manifest.sig";
+/// The archive entry of the hook executable, when the manifest names one; read into memory whole.
+pub const HOOKS_ENTRY: &str = "hooks";
+pub const MAX_HOOKS_SIZE: u64 = 16 << 20;

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::delta::Delta;
 use crate::{
-    BundleError, ChunkDigest, MANIFEST_ENTRY, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE, SIGNATURE_ENTRY,
+    BundleError, ChunkDigest, HOOKS_ENTRY, MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_HOOKS_SIZE,
+    MIN_CHUNK_SIZE, SIGNATURE_ENTRY,
 };
 
 /// The manifest formats this code reads and writes: 1, and 2, which adds a block index to every
@@ -36,8 +37,72 @@ pub struct Manifest {
     pub security_version: u64,
     /// Bytes per chunk (and per zstd frame) of every component.
     pub chunk_size: u32,
+    /// The integrator's hook executable carried in the bundle, and the install steps it handles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
     #[serde(rename = "component")]
     pub components: Vec<Component>,
+}
+
+/// A hook executable, in the archive entry `hooks` right after the signature, so that it is at hand
+/// (and verified) before any image is read (docs/hooks.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    pub size: u64,
+    #[serde(with = "hex_digest")]
+    pub sha256: ChunkDigest,
+    /// The steps it is run for; it is not run for others.
+    pub events: Vec<HookEvent>,
+}
+
+/// A step of an install at which hooks run (docs/hooks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookEvent {
+    /// Before anything is written; a failure refuses the bundle.
+    PreInstall,
+    /// After each image slot is written and verified, with the slot (mounted, for a filesystem).
+    SlotPostInstall,
+    /// After every slot, before the group is activated; a failure leaves the group unbootable.
+    PostInstall,
+}
+
+impl HookEvent {
+    pub const ALL: [HookEvent; 3] = [
+        HookEvent::PreInstall,
+        HookEvent::SlotPostInstall,
+        HookEvent::PostInstall,
+    ];
+
+    /// The name manifests and hooks use (the hook's first argument).
+    pub fn name(self) -> &'static str {
+        match self {
+            HookEvent::PreInstall => "pre-install",
+            HookEvent::SlotPostInstall => "slot-post-install",
+            HookEvent::PostInstall => "post-install",
+        }
+    }
+}
+
+impl fmt::Display for HookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for HookEvent {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        HookEvent::ALL
+            .into_iter()
+            .find(|e| e.name() == text)
+            .ok_or_else(|| {
+                let known: Vec<&str> = HookEvent::ALL.iter().map(|e| e.name()).collect();
+                format!("unknown hook event '{text}' (known: {})", known.join(", "))
+            })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,6 +396,9 @@ impl Manifest {
         if self.components.is_empty() {
             return invalid("it names no component".into());
         }
+        if let Some(hooks) = &self.hooks {
+            hooks.validate()?;
+        }
         let mut names = HashSet::new();
         let mut entries = HashSet::new();
         let mut classes = HashSet::new();
@@ -441,6 +509,30 @@ impl Manifest {
     }
 }
 
+impl Hooks {
+    fn validate(&self) -> Result<(), BundleError> {
+        let invalid = |msg: String| Err(BundleError::InvalidManifest(msg));
+        if self.events.is_empty() {
+            return invalid("hooks handle no event".into());
+        }
+        let mut seen = HashSet::new();
+        if let Some(twice) = self.events.iter().find(|e| !seen.insert(**e)) {
+            return invalid(format!("hook event '{twice}' is listed twice"));
+        }
+        if self.size == 0 || self.size > MAX_HOOKS_SIZE {
+            return invalid(format!(
+                "the hook executable is {} bytes; it must be 1 to {MAX_HOOKS_SIZE}",
+                self.size
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn handles(&self, event: HookEvent) -> bool {
+        self.events.contains(&event)
+    }
+}
+
 impl Component {
     /// Bytes of the component's archive entry: the image, or a delta's new blocks.
     pub fn entry_size(&self) -> u64 {
@@ -522,7 +614,7 @@ pub(crate) fn check_entry_name(name: &str) -> Result<(), BundleError> {
     if !plain {
         return Err(BundleError::UnsafePath { name: name.into() });
     }
-    if name == MANIFEST_ENTRY || name == SIGNATURE_ENTRY {
+    if name == MANIFEST_ENTRY || name == SIGNATURE_ENTRY || name == HOOKS_ENTRY {
         return Err(BundleError::InvalidManifest(format!(
             "archive entry '{name}' is reserved"
         )));
@@ -617,6 +709,7 @@ mod tests {
             version: "1.2.3".parse().unwrap(),
             security_version: 2,
             chunk_size: crate::DEFAULT_CHUNK_SIZE,
+            hooks: None,
             components: vec![Component {
                 name: "rootfs".into(),
                 kind: ComponentKind::Image,
@@ -810,5 +903,43 @@ mod tests {
         assert!(err.contains("unknown field `surprise`"), "{err}");
         let text = sample().to_toml().replace("1.2.3", "one");
         assert!(Manifest::parse(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn hooks_must_name_events_once_and_fit() {
+        let mut m = sample();
+        let hooks = |events: Vec<HookEvent>, size: u64| Hooks {
+            size,
+            sha256: [0; 32],
+            events,
+        };
+        m.hooks = Some(hooks(
+            vec![HookEvent::PreInstall, HookEvent::PostInstall],
+            10,
+        ));
+        assert_eq!(Manifest::parse(m.to_toml().as_bytes()).unwrap(), m);
+        for (bad, message) in [
+            (hooks(vec![], 10), "hooks handle no event"),
+            (
+                hooks(vec![HookEvent::PostInstall, HookEvent::PostInstall], 10),
+                "hook event 'post-install' is listed twice",
+            ),
+            (hooks(vec![HookEvent::PostInstall], 0), "must be 1 to"),
+            (
+                hooks(vec![HookEvent::PostInstall], MAX_HOOKS_SIZE + 1),
+                "must be 1 to",
+            ),
+        ] {
+            m.hooks = Some(bad);
+            let err = Manifest::parse(m.to_toml().as_bytes()).unwrap_err();
+            assert!(err.to_string().contains(message), "{err}");
+        }
+        m.hooks = Some(hooks(vec![HookEvent::PreInstall], 10));
+        let text = m.to_toml().replace("\"pre-install\"", "\"reboot\"");
+        let err = Manifest::parse(text.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `reboot`"),
+            "{err}"
+        );
     }
 }

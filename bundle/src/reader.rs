@@ -1,5 +1,5 @@
 //! One forward pass over a bundle: manifest, signature (checked before the manifest is even
-//! parsed), then every chunk of every component in manifest order, then the end of the archive and
+//! parsed), the hook executable when the manifest names one, then every chunk of every component in manifest order, then the end of the archive and
 //! the seek table. Memory stays bounded by the manifest and one frame.
 use std::io::Read;
 use std::sync::Arc;
@@ -10,7 +10,8 @@ use crate::frame::FrameStream;
 use crate::tar::{self, EntryHeader, BLOCK};
 use crate::{
     signature, BundleError, Component, ImageHasher, KeyId, Keyring, Manifest, UnverifiedChunk,
-    MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_MANIFEST_SIZE, MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
+    HOOKS_ENTRY, MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_HOOKS_SIZE, MAX_MANIFEST_SIZE,
+    MAX_SIGNATURE_SIZE, SIGNATURE_ENTRY,
 };
 
 pub struct BundleReader<R> {
@@ -18,6 +19,8 @@ pub struct BundleReader<R> {
     manifest: Manifest,
     signer: Option<KeyId>,
     manifest_sha256: [u8; 32],
+    /// The hook executable, verified against the manifest, when it names one.
+    hooks: Option<Arc<[u8]>>,
     /// Where the archive's component entries start (their data), in the decompressed archive.
     data_offsets: Vec<u64>,
     names: Vec<Arc<str>>,
@@ -41,6 +44,7 @@ impl<R> BundleReader<R> {
             manifest: self.manifest,
             signer: self.signer,
             manifest_sha256: self.manifest_sha256,
+            hooks: self.hooks,
             data_offsets: self.data_offsets,
             names: self.names,
             position: self.position,
@@ -55,6 +59,11 @@ impl<R> BundleReader<R> {
     /// server cannot swap in another correctly signed bundle.
     pub fn manifest_sha256(&self) -> [u8; 32] {
         self.manifest_sha256
+    }
+
+    /// The hook executable the manifest names, checked against its signed SHA-256.
+    pub fn hooks(&self) -> Option<&Arc<[u8]>> {
+        self.hooks.as_ref()
     }
 
     /// Where each component's data starts in the decompressed archive (its header just before):
@@ -98,6 +107,21 @@ impl<R: Read> BundleReader<R> {
         let manifest_sha256 = Sha256::digest(&manifest_bytes).into();
         let mut at = tar::entry_len(manifest_bytes.len() as u64)
             + tar::entry_len(signature_bytes.len() as u64);
+        let hooks = match &manifest.hooks {
+            Some(expected) => {
+                let bytes = read_small_entry(&mut frames, HOOKS_ENTRY, MAX_HOOKS_SIZE)?;
+                if bytes.len() as u64 != expected.size
+                    || Sha256::digest(&bytes)[..] != expected.sha256
+                {
+                    return Err(BundleError::Corrupt(format!(
+                        "archive entry '{HOOKS_ENTRY}' does not match its signed size and SHA-256"
+                    )));
+                }
+                at += tar::entry_len(expected.size);
+                Some(Arc::from(bytes))
+            }
+            None => None,
+        };
         let data_offsets = manifest
             .components
             .iter()
@@ -117,6 +141,7 @@ impl<R: Read> BundleReader<R> {
             manifest,
             signer,
             manifest_sha256,
+            hooks,
             data_offsets,
             names,
             position: Position::BeforeComponent(0),

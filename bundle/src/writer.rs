@@ -18,8 +18,9 @@ use crate::seek_table::{SeekEntry, SeekTable};
 use crate::tar::{self, BLOCK};
 use crate::{
     block_key, hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind,
-    FirmwareTarget, KeyId, Manifest, SigningKey, BLOCK_INDEXED_CHUNK_SIZE, BLOCK_SIZE,
-    DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_WITH_BLOCKS, MANIFEST_ENTRY, SIGNATURE_ENTRY,
+    FirmwareTarget, HookEvent, Hooks, KeyId, Manifest, SigningKey, BLOCK_INDEXED_CHUNK_SIZE,
+    BLOCK_SIZE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_WITH_BLOCKS, HOOKS_ENTRY,
+    MANIFEST_ENTRY, MAX_HOOKS_SIZE, SIGNATURE_ENTRY,
 };
 
 /// What a release engineer asks for (the input manifest of `bundle-tool create`).
@@ -30,6 +31,14 @@ pub struct BundleInput {
     pub security_version: u64,
     pub images: Vec<ImageInput>,
     pub firmware: Vec<FirmwareInput>,
+    pub hooks: Option<HooksInput>,
+}
+
+/// The hook executable to carry, and the events it handles.
+#[derive(Debug, Clone)]
+pub struct HooksInput {
+    pub path: PathBuf,
+    pub events: Vec<HookEvent>,
 }
 
 /// Microcontroller firmware to carry in the bundle.
@@ -58,6 +67,14 @@ struct InputFile {
     image: Vec<InputImage>,
     #[serde(default)]
     firmware: Vec<InputFirmware>,
+    hooks: Option<InputHooks>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InputHooks {
+    file: PathBuf,
+    events: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,12 +125,26 @@ impl BundleInput {
                 target: f.target,
             })
             .collect();
+        let hooks = file
+            .hooks
+            .map(|h| -> Result<HooksInput, BundleError> {
+                Ok(HooksInput {
+                    path: base.join(h.file),
+                    events: h
+                        .events
+                        .iter()
+                        .map(|e| e.parse().map_err(|e| bad(format!("[hooks] {e}"))))
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .transpose()?;
         Ok(BundleInput {
             compatible: file.compatible,
             version,
             security_version: file.security_version,
             images,
             firmware,
+            hooks,
         })
     }
 }
@@ -278,12 +309,22 @@ pub fn create_delta_bundle(
         });
         files.push(file);
     }
+    let hook_bytes = input.hooks.as_ref().map(read_hooks).transpose()?;
     let manifest = Manifest {
         format: options.format,
         compatible: input.compatible.clone(),
         version: input.version.clone(),
         security_version: input.security_version,
         chunk_size: options.chunk_size,
+        hooks: input
+            .hooks
+            .as_ref()
+            .zip(hook_bytes.as_ref())
+            .map(|(h, bytes)| Hooks {
+                size: bytes.len() as u64,
+                sha256: Sha256::digest(bytes).into(),
+                events: h.events.clone(),
+            }),
         components,
     };
     manifest
@@ -299,6 +340,9 @@ pub fn create_delta_bundle(
         let mut out = FrameWriter::new(BufWriter::with_capacity(1 << 20, file), options);
         out.entry(MANIFEST_ENTRY, manifest_text.as_bytes())?;
         out.entry(SIGNATURE_ENTRY, &signature_entry)?;
+        if let Some(bytes) = &hook_bytes {
+            out.entry(HOOKS_ENTRY, bytes)?;
+        }
         for (component, file) in manifest.components.iter().zip(&files) {
             let size = component.entry_size();
             out.structure
@@ -326,6 +370,20 @@ pub fn create_delta_bundle(
             Err(e)
         }
     }
+}
+
+/// The hook executable's bytes; it must be a regular file the bundle can carry whole.
+fn read_hooks(hooks: &HooksInput) -> Result<Vec<u8>, BundleError> {
+    let path = &hooks.path;
+    let bytes = fs::read(path).map_err(BundleError::io(format!("hooks {}", path.display())))?;
+    if bytes.is_empty() || bytes.len() as u64 > MAX_HOOKS_SIZE {
+        return Err(BundleError::BadInput(format!(
+            "hooks {} is {} bytes; a hook executable must be 1 to {MAX_HOOKS_SIZE}",
+            path.display(),
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 fn temp_path(output: &Path) -> PathBuf {

@@ -62,6 +62,7 @@ fn fixture_with(options: &CreateOptions) -> Fixture {
             },
         ],
         firmware: vec![],
+        hooks: None,
     };
     let out = dir.path().join("b.zst");
     create_bundle(&input, &[&key], &out, options).unwrap();
@@ -156,6 +157,7 @@ fn creation_is_deterministic() {
             path: dir.path().join("r.img"),
         }],
         firmware: vec![],
+        hooks: None,
     };
     let (a, b) = (dir.path().join("a.zst"), dir.path().join("b.zst"));
     create_bundle(

@@ -63,6 +63,7 @@ fn device(dir: &Path) -> (PathBuf, Vec<u8>) {
             path: dir.join("rootfs.img"),
         }],
         firmware: vec![],
+        hooks: None,
     };
     let bundle = dir.join("update.zst");
     create_bundle(&input, &[&key], &bundle, &CreateOptions::default()).unwrap();

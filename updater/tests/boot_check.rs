@@ -43,6 +43,7 @@ impl Device {
                 path: d.path("rootfs.img"),
             }],
             firmware: vec![],
+            hooks: None,
         };
         create_bundle(&input, &[&key], &d.path("b.zst"), &CreateOptions::default()).unwrap();
         let out = d.updater(&["install", d.path("b.zst").to_str().unwrap()]);

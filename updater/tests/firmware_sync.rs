@@ -66,6 +66,7 @@ impl Device {
                     address: 0x0800_0000,
                 },
             }],
+            hooks: None,
         };
         let out = self.path(&format!("v{version}.zst"));
         create_bundle(&input, &[&self.key], &out, &CreateOptions::default()).unwrap();

@@ -112,6 +112,7 @@ fn release(device: &Device) -> Release {
         security_version: 0,
         images,
         firmware: vec![],
+        hooks: None,
     };
     let options = CreateOptions {
         chunk_size: CHUNK,

@@ -100,6 +100,7 @@ impl Device {
             security_version: security,
             images: inputs,
             firmware: vec![],
+            hooks: None,
         };
         let out = self.path(name);
         create_bundle(&input, &[&self.key], &out, options).unwrap();
