@@ -1,16 +1,13 @@
 //! Health checks: a command that must exit 0, or an HTTP GET that must answer with the expected
 //! status, each within a time limit and retried until a deadline, because the application may
 //! still be starting when boot-check runs.
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
 use crate::config::{Check, CheckKind, HttpSettings};
 use crate::net::Client;
+use crate::process::{self, Ended};
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -38,36 +35,18 @@ impl Check {
     }
 }
 
-/// Runs the command in a process group of its own, and ends the whole group when the command
-/// ends or times out, so nothing it started outlives the check.
+/// Runs the command with a time limit; nothing it started outlives the check.
 fn run_command(argv: &[String], timeout: Duration) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("empty command")?;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
-    let group = Pid::from_raw(child.id() as i32);
-    let deadline = Instant::now() + timeout;
-    let outcome = loop {
-        match child.try_wait() {
-            Err(e) => break Err(e.to_string()),
-            Ok(Some(status)) if status.success() => break Ok(()),
-            Ok(Some(status)) => break Err(format!("{program} {status}")),
-            Ok(None) if Instant::now() >= deadline => {
-                break Err(format!(
-                    "{program} did not finish within {} s",
-                    timeout.as_secs_f32()
-                ))
-            }
-            Ok(None) => sleep(Duration::from_millis(20)),
-        }
-    };
-    // ESRCH (nothing left in the group) is the usual answer.
-    let _ = killpg(group, Signal::SIGKILL);
-    let _ = child.wait();
-    outcome
+    match process::run(Command::new(program).args(args), timeout) {
+        Err(e) => Err(format!("cannot run {program}: {e}")),
+        Ok(Ended::Exited(status)) if status.success() => Ok(()),
+        Ok(Ended::Exited(status)) => Err(format!("{program} {status}")),
+        Ok(Ended::TimedOut) => Err(format!(
+            "{program} did not finish within {} s",
+            timeout.as_secs_f32()
+        )),
+    }
 }
 
 fn http_get(url: &str, expect: u16, timeout: Duration, http: &HttpSettings) -> Result<(), String> {
