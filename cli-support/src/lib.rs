@@ -29,6 +29,8 @@ pub mod exit {
     pub const NETWORK: u8 = 13;
     /// The install was cancelled (local API, C library).
     pub const CANCELLED: u8 = 14;
+    /// An install hook refused the bundle, failed or ran out of time.
+    pub const HOOK: u8 = 15;
 
     /// The code of a bundle library failure.
     pub fn of(class: ErrorClass) -> u8 {

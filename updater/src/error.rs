@@ -62,6 +62,14 @@ pub enum UpdaterError {
     Cancelled(crate::group::Group),
     #[error("not the bundle the release index names: {0}")]
     WrongBundle(String),
+    /// A hook refused the bundle (pre-install) or failed after the slots were written.
+    #[error("{hook} failed at {event}: {failure}")]
+    Hook {
+        hook: String,
+        event: bundle::HookEvent,
+        #[source]
+        failure: crate::hooks::HookFailure,
+    },
 }
 
 impl UpdaterError {
@@ -83,6 +91,7 @@ impl UpdaterError {
             UpdaterError::Network(_) => exit::NETWORK,
             UpdaterError::Cancelled(_) => exit::CANCELLED,
             UpdaterError::WrongBundle(_) => exit::BAD_BUNDLE,
+            UpdaterError::Hook { .. } => exit::HOOK,
         }
     }
 

@@ -22,8 +22,11 @@ pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod group;
+pub mod hooks;
 pub mod install;
+pub mod mount;
 pub mod net;
+pub mod process;
 pub mod progress;
 pub mod runtime_health;
 pub mod slots;

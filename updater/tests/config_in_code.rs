@@ -24,6 +24,7 @@ fn install_and_boot_check_from_a_config_made_in_code() {
             SlotSpec {
                 source: SlotSource::Path(at(file)),
                 size: None,
+                filesystem: None,
             },
         )])
     };

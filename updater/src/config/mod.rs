@@ -9,6 +9,7 @@ use serde::Deserialize;
 mod boot_check;
 mod bootloader;
 mod fleet;
+mod hooks;
 mod http;
 mod slots;
 
@@ -19,14 +20,16 @@ pub use bootloader::{BootloaderConfig, Location};
 pub use fleet::{
     AfterInstall, ApiConfig, DeviceId, FleetConfig, Pin, DEFAULT_INTERVAL, DEFAULT_LISTEN,
 };
+pub use hooks::{HooksConfig, DEFAULT_HOOK_TIMEOUT};
 pub use http::{is_url, HttpSettings};
-pub use slots::{BlockDevices, GroupSlots, SlotSource, SlotSpec};
+pub use slots::{BlockDevices, Filesystem, GroupSlots, SlotSource, SlotSpec};
 
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 use boot_check::{boot_check_config, RawBootCheck};
 use bootloader::{bootloader_config, RawBootloader};
 use fleet::{api_config, fleet_config, RawApi, RawFleet};
+use hooks::RawHooks;
 use http::RawHttp;
 use slots::{refuse_shared_paths, RawSlot};
 
@@ -51,6 +54,7 @@ pub struct Config {
     pub dbus: DbusConfig,
     /// Time limits and trusted CAs of every HTTP(S) request.
     pub http: HttpSettings,
+    pub hooks: HooksConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +95,8 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     dbus: DbusConfig,
+    #[serde(default)]
+    hooks: RawHooks,
     /// Stand-ins for /sys and /dev (tests, containers).
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
@@ -138,6 +144,7 @@ impl Config {
             api: ApiConfig::default(),
             http: HttpSettings::default(),
             dbus: DbusConfig::default(),
+            hooks: HooksConfig::default(),
         }
     }
 }
@@ -189,12 +196,14 @@ impl Config {
                     RawSlot::Path(p) => SlotSpec {
                         source: SlotSource::Path(resolve(&p)),
                         size: None,
+                        filesystem: None,
                     },
                     RawSlot::Table {
                         path,
                         label,
                         partuuid,
                         size,
+                        filesystem,
                     } => {
                         let source = match (path, label, partuuid) {
                             (Some(p), None, None) => SlotSource::Path(resolve(&p)),
@@ -206,7 +215,11 @@ impl Config {
                             )))
                             }
                         };
-                        SlotSpec { source, size }
+                        SlotSpec {
+                            source,
+                            size,
+                            filesystem,
+                        }
                     }
                 };
                 resolved.insert(class, spec);
@@ -230,6 +243,7 @@ impl Config {
         let fleet = fleet_config(raw.fleet, &keyring, &resolve).map_err(bad)?;
         let api = api_config(raw.api).map_err(bad)?;
         let http = raw.http.settings(&resolve).map_err(bad)?;
+        let hooks = raw.hooks.settings(&resolve).map_err(bad)?;
         let defaults = BlockDevices::default();
         let block_devices = BlockDevices {
             sysfs: raw.sysfs_root.map_or(defaults.sysfs, |p| resolve(&p)),
@@ -245,6 +259,7 @@ impl Config {
             fleet,
             api,
             http,
+            hooks,
             dbus: raw.dbus,
             state_dir: resolve(&raw.state_dir),
             bootloader,

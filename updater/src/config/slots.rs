@@ -23,6 +23,26 @@ pub struct SlotSpec {
     pub source: SlotSource,
     /// Capacity limit; a block device's capacity is its size.
     pub size: Option<u64>,
+    /// The file system the slot holds: its hooks get it mounted.
+    pub filesystem: Option<Filesystem>,
+}
+
+/// A file system a slot can hold (docs/config.md, `filesystem`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Filesystem {
+    Ext4,
+    Vfat,
+}
+
+impl Filesystem {
+    /// The name `mount -t` and `mkfs.` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filesystem::Ext4 => "ext4",
+            Filesystem::Vfat => "vfat",
+        }
+    }
 }
 
 /// The slots of one group, by slot class (rootfs, app, ...).
@@ -56,6 +76,7 @@ pub(super) enum RawSlot {
         label: Option<String>,
         partuuid: Option<String>,
         size: Option<u64>,
+        filesystem: Option<Filesystem>,
     },
 }
 

@@ -202,6 +202,7 @@ mod tests {
                     let spec = SlotSpec {
                         source: SlotSource::Label(format!("{class}-{group}")),
                         size: None,
+                        filesystem: None,
                     };
                     (class.to_string(), spec)
                 })

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bundle::{BundleReader, Keyring, Manifest};
+use bundle::{BundleReader, HookEvent, Keyring, Manifest};
 use tracing::{info, warn};
 
 use crate::bootloader;
@@ -30,6 +30,8 @@ use crate::config::Config;
 use crate::error::{Result, UpdaterError};
 use crate::firmware::store as firmware_store;
 use crate::group::Group;
+use crate::hooks::{BundleHook, Hooks};
+use crate::mount::Mounted;
 use crate::net::ranges::RangedFile;
 use crate::net::{Client, Download, Served};
 use crate::progress::{Progress, Step};
@@ -214,6 +216,15 @@ fn run<R: Read>(
     }
     .check(&manifest, &state)?;
     check_target(config, &manifest, target, &slots)?;
+    let hooks = prepare_hooks(
+        config,
+        &manifest,
+        reader.hooks(),
+        booted,
+        target,
+        &slots,
+        &state,
+    )?;
 
     // Firmware is kept per group in the state folder, written and verified like a slot.
     let firmware_dir = firmware_store::group_dir(&config.state_dir, target);
@@ -223,6 +234,7 @@ fn run<R: Read>(
         .map(|c| Slot {
             path: firmware_store::image_path(&firmware_dir, &c.name),
             size: None,
+            filesystem: None,
         })
         .collect();
     let mut specs = Vec::new();
@@ -258,6 +270,9 @@ fn run<R: Read>(
         }
         None => None,
     };
+
+    // The last word before anything changes: the integrator's checks may refuse the bundle.
+    hooks.run(HookEvent::PreInstall, &[])?;
 
     // Slots are opened (not changed) before anything changes, so an unwritable one changes nothing.
     let mut files: Vec<Option<std::fs::File>> = manifest
@@ -311,8 +326,13 @@ fn run<R: Read>(
         }
         _ => Data::Stream(Box::new(reader)),
     };
-    let mut written =
-        write_and_verify(data, &manifest, &specs, &targets, &route, progress).map_err(network_or);
+    let mut written = write_and_verify(data, &manifest, &specs, &targets, &route, progress)
+        .map_err(network_or)
+        .and_then(|transfer| {
+            drop(targets);
+            post_install(config, &hooks, &manifest, &slots, target)?;
+            Ok(transfer)
+        });
     // A cancel acknowledged until here wins; from here on the group is activated.
     if options.cancelled() || (written.is_ok() && !options.commit()) {
         written = Err(UpdaterError::Cancelled(target));
@@ -366,6 +386,83 @@ fn run<R: Read>(
         downloaded: transfer.downloaded,
         reused: transfer.reused,
     })
+}
+
+/// The install's hooks, with the context they all get.
+fn prepare_hooks(
+    config: &Config,
+    manifest: &Manifest,
+    executable: Option<&Arc<[u8]>>,
+    booted: Group,
+    target: Group,
+    slots: &BTreeMap<String, Slot>,
+    state: &State,
+) -> Result<Hooks> {
+    let current = state
+        .groups
+        .get(&booted)
+        .and_then(|g| g.version.clone())
+        .unwrap_or_default();
+    let slot_list: Vec<String> = slots
+        .iter()
+        .map(|(class, slot)| format!("{class}={}", slot.path.display()))
+        .collect();
+    let env = vec![
+        ("UPDATER_TARGET_GROUP", target.to_string()),
+        ("UPDATER_BOOTED_GROUP", booted.to_string()),
+        ("UPDATER_CURRENT_VERSION", current),
+        ("UPDATER_BUNDLE_VERSION", manifest.version.to_string()),
+        ("UPDATER_BUNDLE_COMPATIBLE", manifest.compatible.clone()),
+        ("UPDATER_SYSTEM_COMPATIBLE", config.compatible.clone()),
+        ("UPDATER_TARGET_SLOTS", slot_list.join(" ")),
+    ];
+    let bundle = manifest
+        .hooks
+        .as_ref()
+        .zip(executable)
+        .map(|(hooks, executable)| BundleHook {
+            events: &hooks.events,
+            executable,
+        });
+    Hooks::prepare(&config.hooks, &config.state_dir, bundle, env)
+}
+
+/// After every slot is written and verified: each image slot's hooks (a slot that holds a file
+/// system mounted read-write for them), then the group's.
+fn post_install(
+    config: &Config,
+    hooks: &Hooks,
+    manifest: &Manifest,
+    slots: &BTreeMap<String, Slot>,
+    target: Group,
+) -> Result<()> {
+    if hooks.any_for(HookEvent::SlotPostInstall) {
+        for class in manifest
+            .components
+            .iter()
+            .filter_map(|c| c.slot_class.as_ref())
+        {
+            let slot = &slots[class];
+            let mut context = vec![
+                ("UPDATER_SLOT_CLASS", class.clone()),
+                ("UPDATER_SLOT_DEVICE", slot.path.display().to_string()),
+            ];
+            let mounted = match slot.filesystem {
+                Some(filesystem) => {
+                    let dir = config.state_dir.join(format!("mnt-{target}-{class}"));
+                    let mounted = Mounted::new(&slot.path, filesystem, &dir)?;
+                    context.push(("UPDATER_SLOT_MOUNT_POINT", dir.display().to_string()));
+                    Some(mounted)
+                }
+                None => None,
+            };
+            hooks.run(HookEvent::SlotPostInstall, &context)?;
+            if let Some(mounted) = mounted {
+                mounted.unmount()?;
+            }
+        }
+    }
+    hooks.run(HookEvent::PostInstall, &[])
 }
 
 /// Where the device may find blocks of `manifest`: the booted group's slots, then the target

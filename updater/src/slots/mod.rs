@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, UpdaterError};
 
-use crate::config::{BlockDevices, Config, SlotSource, SlotSpec};
+use crate::config::{BlockDevices, Config, Filesystem, SlotSource, SlotSpec};
 use crate::group::Group;
 
 /// A slot whose device or file is known.
@@ -17,6 +17,7 @@ use crate::group::Group;
 pub struct Slot {
     pub path: PathBuf,
     pub size: Option<u64>,
+    pub filesystem: Option<Filesystem>,
 }
 
 impl SlotSpec {
@@ -29,6 +30,7 @@ impl SlotSpec {
         Ok(Slot {
             path,
             size: self.size,
+            filesystem: self.filesystem,
         })
     }
 }
@@ -181,6 +183,7 @@ mod tests {
         let spec = Slot {
             path: dir.path().join("a.img"),
             size: Some(10),
+            filesystem: None,
         };
         assert_eq!(
             spec.inspect().unwrap(),
@@ -195,6 +198,7 @@ mod tests {
         let dir_spec = Slot {
             path: dir.path().to_path_buf(),
             size: None,
+            filesystem: None,
         };
         assert!(dir_spec
             .inspect()
