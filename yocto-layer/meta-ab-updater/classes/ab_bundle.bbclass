@@ -14,6 +14,9 @@ AB_BUNDLE_APP_IMAGE ?= ""
 # Optional: a file of [[firmware]] tables (docs/firmware.md) appended to the bundle's input
 # manifest; their `file` entries are absolute paths (e.g. into DEPLOY_DIR_IMAGE).
 AB_BUNDLE_FIRMWARE ?= ""
+# Optional: the bundle's hook executable (docs/hooks.md) and the events it handles.
+AB_BUNDLE_HOOKS ?= ""
+AB_BUNDLE_HOOK_EVENTS ?= "pre-install post-install"
 AB_BUNDLE_COMPATIBLE ?= "${MACHINE}"
 AB_BUNDLE_VERSION ?= "${DISTRO_VERSION}"
 AB_BUNDLE_SECURITY_VERSION ?= "0"
@@ -55,15 +58,24 @@ do_bundle() {
         echo "" >> ${B}/bundle/bundle.toml
         cat ${AB_BUNDLE_FIRMWARE} >> ${B}/bundle/bundle.toml
     fi
+    if [ -n "${AB_BUNDLE_HOOKS}" ]; then
+        cp -L ${AB_BUNDLE_HOOKS} ${B}/bundle/hooks
+        events=""
+        for event in ${AB_BUNDLE_HOOK_EVENTS}; do
+            events="$events${events:+, }\"$event\""
+        done
+        printf '\n[hooks]\nfile = "hooks"\nevents = [%s]\n' "$events" >> ${B}/bundle/bundle.toml
+    fi
     bundle-tool create --manifest ${B}/bundle/bundle.toml --key ${AB_BUNDLE_KEY} \
         --output ${B}/${AB_BUNDLE_NAME}.zst
 }
 do_bundle[doc] = "Creates the signed update bundle from the image with bundle-tool"
 do_bundle[depends] += "bundle-tool-native:do_populate_sysroot"
 do_bundle[depends] += "${@'${AB_BUNDLE_IMAGE}:do_image_complete' if d.getVar('AB_BUNDLE_IMAGE') else ''}"
-do_bundle[vardeps] += "AB_BUNDLE_COMPATIBLE AB_BUNDLE_VERSION AB_BUNDLE_SECURITY_VERSION AB_BUNDLE_APP_IMAGE AB_BUNDLE_FIRMWARE"
+do_bundle[vardeps] += "AB_BUNDLE_COMPATIBLE AB_BUNDLE_VERSION AB_BUNDLE_SECURITY_VERSION AB_BUNDLE_APP_IMAGE AB_BUNDLE_FIRMWARE AB_BUNDLE_HOOKS AB_BUNDLE_HOOK_EVENTS"
 do_bundle[file-checksums] += "${@'${AB_BUNDLE_KEY}:False' if d.getVar('AB_BUNDLE_KEY') else ''}"
 do_bundle[file-checksums] += "${@'${AB_BUNDLE_FIRMWARE}:True' if d.getVar('AB_BUNDLE_FIRMWARE') else ''}"
+do_bundle[file-checksums] += "${@'${AB_BUNDLE_HOOKS}:True' if d.getVar('AB_BUNDLE_HOOKS') else ''}"
 addtask bundle after do_compile before do_deploy
 
 do_deploy() {

@@ -33,7 +33,7 @@ do_install:append() {
     if [ -z "${UPDATER_KEYRING_DIR}" ]; then
         bbfatal "Set UPDATER_KEYRING_DIR to a folder of trusted public keys (*.pub)"
     fi
-    install -d ${D}${sysconfdir}/updater/keys
+    install -d ${D}${sysconfdir}/updater/keys ${D}${sysconfdir}/updater/hooks.d
     install -m 0644 ${UPDATER_KEYRING_DIR}/*.pub ${D}${sysconfdir}/updater/keys/
     sed -e 's|@COMPATIBLE@|${UPDATER_COMPATIBLE}|' \
         -e 's|@BOOTLOADER@|${UPDATER_BOOTLOADER}|' \
