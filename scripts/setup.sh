@@ -7,6 +7,8 @@ packages=(zstd tar openssl e2fsprogs time gcc libc6-dev pkg-config ca-certificat
   grub-common grub-emu libubootenv-tool u-boot-tools mtools dosfstools gdisk systemd python3 python3-venv
   qemu-system-x86 ovmf grub-efi-amd64-bin busybox-static kmod cpio u-boot-qemu stm32flash nginx-light
   mmdebstrap
+  # extended attributes kept when data follows its group (updater/tests/group_data.rs)
+  attr
   # RAUC's D-Bus API (updater/tests/rauc_dbus.rs): a private bus, the real rauc client, gdbus
   dbus-daemon rauc libglib2.0-bin
   # bitbake (tests/yocto-bitbake.sh): what poky's sanity check and HOSTTOOLS ask of the host

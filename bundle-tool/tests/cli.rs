@@ -355,7 +355,7 @@ fn hooks_in_the_input_manifest_are_carried_signed_and_shown() {
             with_hooks("\"post-instal\"", "hook.sh"),
             9,
             "[hooks] unknown hook event 'post-instal' (known: pre-install, slot-post-install, \
-             post-install)",
+             migrate-data, post-install)",
         ),
         (with_hooks("", "hook.sh"), 9, "hooks handle no event"),
         (

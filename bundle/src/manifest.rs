@@ -66,12 +66,15 @@ pub enum HookEvent {
     SlotPostInstall,
     /// After every slot, before the group is activated; a failure leaves the group unbootable.
     PostInstall,
+    /// The target group's data was copied from the booted group's; the new version adapts it.
+    MigrateData,
 }
 
 impl HookEvent {
-    pub const ALL: [HookEvent; 3] = [
+    pub const ALL: [HookEvent; 4] = [
         HookEvent::PreInstall,
         HookEvent::SlotPostInstall,
+        HookEvent::MigrateData,
         HookEvent::PostInstall,
     ];
 
@@ -81,6 +84,7 @@ impl HookEvent {
             HookEvent::PreInstall => "pre-install",
             HookEvent::SlotPostInstall => "slot-post-install",
             HookEvent::PostInstall => "post-install",
+            HookEvent::MigrateData => "migrate-data",
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod bootloader;
 pub mod cancel;
 pub mod config;
 pub mod daemon;
+pub mod data;
 #[cfg(feature = "dbus")]
 pub mod dbus;
 pub mod display;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::bootloader;
 use crate::config::Config;
+use crate::data::GroupData;
 use crate::error::Result;
 use crate::group::Group;
 use crate::runtime_health::RuntimeHealth;
@@ -34,6 +35,8 @@ pub struct GroupStatus {
     pub version: Option<String>,
     /// Each component's version (images carry the bundle's, firmware its own).
     pub components: Vec<ComponentRecord>,
+    /// The group's own data (`[data] dir`; JSON null when not configured).
+    pub data: Option<GroupData>,
 }
 
 /// The status with the updater's own version: what `GET /health`, the C library and fleet reports
@@ -71,6 +74,10 @@ pub fn status(config: &Config) -> Result<Status> {
                     .get(&group)
                     .map(|g| g.components.clone())
                     .unwrap_or_default(),
+                data: config
+                    .data_dir
+                    .as_ref()
+                    .map(|dir| crate::data::describe(dir, group)),
             };
             (group, status)
         })

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bundle::craft::{assemble, entries_of, RawEntry};
-use bundle::{create_bundle, BundleInput, CreateOptions, HookEvent, HooksInput, ImageInput};
+use bundle::{CreateOptions, HookEvent};
 use common::device::{assert_fails, assert_refused_untouched, assert_safe, image, Device, CONFIG};
 use common::web::Nginx;
 
@@ -76,7 +76,6 @@ impl Setup {
         )
     }
 
-    /// A bundle `name` of a rootfs image and the hook executable `hook`.
     fn make(
         &self,
         name: &str,
@@ -86,25 +85,8 @@ impl Setup {
         events: &[HookEvent],
         options: &CreateOptions,
     ) -> PathBuf {
-        let hook_path = self.device.path(&format!("{name}.hook"));
-        executable(&hook_path, hook);
-        let input = BundleInput {
-            compatible: "acme-robot".into(),
-            version: version.parse().unwrap(),
-            security_version: 0,
-            images: vec![ImageInput {
-                slot_class: "rootfs".into(),
-                path: rootfs,
-            }],
-            firmware: vec![],
-            hooks: Some(HooksInput {
-                path: hook_path,
-                events: events.to_vec(),
-            }),
-        };
-        let out = self.device.path(name);
-        create_bundle(&input, &[&self.device.key], &out, options).unwrap();
-        out
+        self.device
+            .bundle_with_hook(name, version, rootfs, hook, events, options)
     }
 
     fn log(&self) -> Vec<String> {

@@ -160,8 +160,22 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     }
 
     let rolled_back_from = detect_fallback(&boot, &mut state, booted);
+    // The application finds the booted group's data at `current`, whichever group that is. The
+    // data partition is shared: a fallback would not mend it.
+    let mut failures = Vec::new();
+    if let Some(dir) = &config.data_dir {
+        if let Err(e) = crate::data::link_current(dir, booted) {
+            failures.push(Failure::shared(format!("data: {e}")));
+        }
+    }
 
-    let mut failures = self_test::run(config, booted, &mut bootloader, &boot, &store);
+    failures.extend(self_test::run(
+        config,
+        booted,
+        &mut bootloader,
+        &boot,
+        &store,
+    ));
     // The microcontrollers must run this group's firmware before the system counts as healthy.
     let quiet = Progress::new(Style::Quiet);
     if let Err(e) = crate::firmware::sync::sync(config, &store, &mut state, &quiet) {

@@ -55,6 +55,8 @@ pub struct Config {
     /// Time limits and trusted CAs of every HTTP(S) request.
     pub http: HttpSettings,
     pub hooks: HooksConfig,
+    /// `[data] dir`: each group's data in a folder of its own below it (docs/data.md).
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,8 @@ struct RawConfig {
     dbus: DbusConfig,
     #[serde(default)]
     hooks: RawHooks,
+    #[serde(default)]
+    data: RawData,
     /// Stand-ins for /sys and /dev (tests, containers).
     sysfs_root: Option<PathBuf>,
     dev_root: Option<PathBuf>,
@@ -109,6 +113,12 @@ pub struct DbusConfig {
     /// `updater daemon` owns `de.pengutronix.rauc` on the system bus.
     #[serde(default)]
     pub enable: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    dir: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -145,6 +155,7 @@ impl Config {
             http: HttpSettings::default(),
             dbus: DbusConfig::default(),
             hooks: HooksConfig::default(),
+            data_dir: None,
         }
     }
 }
@@ -260,6 +271,7 @@ impl Config {
             api,
             http,
             hooks,
+            data_dir: raw.data.dir.map(|d| resolve(&d)),
             dbus: raw.dbus,
             state_dir: resolve(&raw.state_dir),
             bootloader,

@@ -330,7 +330,7 @@ fn run<R: Read>(
         .map_err(network_or)
         .and_then(|transfer| {
             drop(targets);
-            post_install(config, &hooks, &manifest, &slots, target)?;
+            post_install(config, &hooks, &manifest, &slots, booted, target)?;
             Ok(transfer)
         });
     // A cancel acknowledged until here wins; from here on the group is activated.
@@ -428,12 +428,14 @@ fn prepare_hooks(
 }
 
 /// After every slot is written and verified: each image slot's hooks (a slot that holds a file
-/// system mounted read-write for them), then the group's.
+/// system mounted read-write for them), the target group's data made from the booted group's and
+/// migrated, then the group's hooks.
 fn post_install(
     config: &Config,
     hooks: &Hooks,
     manifest: &Manifest,
     slots: &BTreeMap<String, Slot>,
+    booted: Group,
     target: Group,
 ) -> Result<()> {
     if hooks.any_for(HookEvent::SlotPostInstall) {
@@ -461,6 +463,17 @@ fn post_install(
                 mounted.unmount()?;
             }
         }
+    }
+    if let Some(dir) = &config.data_dir {
+        let target_data = crate::data::copy_for(dir, booted, target)?;
+        let context = [
+            (
+                "UPDATER_DATA_SOURCE",
+                crate::data::group_dir(dir, booted).display().to_string(),
+            ),
+            ("UPDATER_DATA_TARGET", target_data.display().to_string()),
+        ];
+        hooks.run(HookEvent::MigrateData, &context)?;
     }
     hooks.run(HookEvent::PostInstall, &[])
 }

@@ -107,6 +107,40 @@ impl Device {
         out
     }
 
+    /// A bundle `name` of one rootfs image (the file `rootfs`) and the hook executable `hook`,
+    /// run for `events`.
+    pub fn bundle_with_hook(
+        &self,
+        name: &str,
+        version: &str,
+        rootfs: PathBuf,
+        hook: &str,
+        events: &[bundle::HookEvent],
+        options: &CreateOptions,
+    ) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let hook_path = self.path(&format!("{name}.hook"));
+        fs::write(&hook_path, hook).unwrap();
+        fs::set_permissions(&hook_path, fs::Permissions::from_mode(0o755)).unwrap();
+        let input = BundleInput {
+            compatible: "acme-robot".into(),
+            version: version.parse().unwrap(),
+            security_version: 0,
+            images: vec![ImageInput {
+                slot_class: "rootfs".into(),
+                path: rootfs,
+            }],
+            firmware: vec![],
+            hooks: Some(bundle::HooksInput {
+                path: hook_path,
+                events: events.to_vec(),
+            }),
+        };
+        let out = self.path(name);
+        create_bundle(&input, &[&self.key], &out, options).unwrap();
+        out
+    }
+
     /// A format-2 bundle (block index, 64 KiB chunks) of one rootfs image.
     pub fn format2_bundle(&self, name: &str, version: &str, rootfs: &[u8]) -> PathBuf {
         let options = CreateOptions::for_format(bundle::FORMAT_WITH_BLOCKS);
