@@ -421,6 +421,9 @@ fn info(path: &Path, json: bool) -> anyhow::Result<()> {
     println!("components:");
     for c in &m.components {
         let role = match (&c.slot_class, &c.target) {
+            (Some(class), _) if c.kind == ComponentKind::Archive => {
+                format!("archive for slot class {class}")
+            }
             (Some(class), _) => format!("image for slot class {class}"),
             (None, Some(t)) => format!(
                 "firmware {} ({})",
@@ -459,6 +462,7 @@ fn manifest_json(m: &Manifest) -> serde_json::Value {
                 "kind": match c.kind {
                     ComponentKind::Image => "image",
                     ComponentKind::Firmware => "firmware",
+                    ComponentKind::Archive => "archive",
                 },
                 "slot_class": c.slot_class,
                 "firmware_version": c.firmware_version,

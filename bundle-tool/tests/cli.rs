@@ -392,6 +392,64 @@ fn hooks_in_the_input_manifest_are_carried_signed_and_shown() {
     }
 }
 
+#[test]
+fn an_archive_in_the_input_manifest_is_carried_as_a_tar() {
+    let dir = workspace();
+    let d = dir.path();
+    ok(&tool(d, &["keygen", "--out", "release"]));
+    fs::create_dir(d.join("tree")).unwrap();
+    fs::write(d.join("tree/app.conf"), "port = 80\n").unwrap();
+    let tar = Command::new("tar")
+        .current_dir(d)
+        .args(["-cf", "app.tar", "-C", "tree", "."])
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let manifest = fs::read_to_string(d.join("m.toml")).unwrap()
+        + "\n[[image]]\nslot_class = \"app\"\nfile = \"app.tar\"\nkind = \"archive\"\n";
+    fs::write(d.join("a.toml"), manifest).unwrap();
+    create(d, "1", "a.toml", "b.zst");
+    let text = ok(&tool(d, &["info", "b.zst"]));
+    assert!(text.contains("archive for slot class app"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&tool(d, &["info", "--json", "b.zst"]))).unwrap();
+    assert_eq!(json["components"][1]["kind"], "archive");
+    assert_eq!(json["components"][1]["entry"], "app.tar");
+    // The archive is the tar as given, inside the bundle's own tar.
+    let inner = Command::new("sh")
+        .current_dir(d)
+        .args([
+            "-c",
+            "zstd -dc b.zst | tar -xO app.tar | tar -xO ./app.conf",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&inner.stdout), "port = 80\n");
+    fs::write(
+        d.join("bad.toml"),
+        fs::read_to_string(d.join("a.toml"))
+            .unwrap()
+            .replace("kind = \"archive\"", "kind = \"zip\""),
+    )
+    .unwrap();
+    fails(
+        &tool(
+            d,
+            &[
+                "create",
+                "--manifest",
+                "bad.toml",
+                "--key",
+                "release.key",
+                "--output",
+                "x.zst",
+            ],
+        ),
+        9,
+        "unknown variant `zip`, expected `image` or `archive`",
+    );
+}
+
 /// A bundle of `version` named `name`, made in `d` with release.key.
 fn bundle_of(d: &Path, version: &str, name: &str) {
     let manifest = fs::read_to_string(d.join("m.toml"))

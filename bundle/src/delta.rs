@@ -337,13 +337,15 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
             });
             continue;
         };
-        let base =
-            old.components.iter().zip(&old_files).find(|(c, _)| {
-                c.kind == ComponentKind::Image && c.slot_class.as_ref() == Some(class)
-            });
+        let archive = component.kind == ComponentKind::Archive;
+        // An archive is carried whole: it makes a file system, not blocks a base would hold.
+        let base = old.components.iter().zip(&old_files).find(|(c, _)| {
+            !archive && c.kind == ComponentKind::Image && c.slot_class.as_ref() == Some(class)
+        });
         let mut input = ImageInput {
             slot_class: class.clone(),
             path: path.clone(),
+            archive,
         };
         if let Some((base, base_path)) = base {
             let data_path = work.0.join(format!("{class}.delta"));

@@ -116,6 +116,8 @@ pub enum ComponentKind {
     Image,
     /// Microcontroller firmware that belongs to the group (flashed when the group runs).
     Firmware,
+    /// A tar archive that fills a slot of one class with a fresh file system (docs/bundle-format.md).
+    Archive,
 }
 
 /// Where a firmware component goes and how (docs/firmware.md). Parsed once, from the fields as
@@ -416,13 +418,13 @@ impl Manifest {
                 return invalid(format!("archive entry '{}' is listed twice", c.entry));
             }
             match (c.kind, &c.slot_class) {
-                (ComponentKind::Image, Some(class)) => {
+                (ComponentKind::Image | ComponentKind::Archive, Some(class)) => {
                     check_identifier("slot class", class)?;
                     if !classes.insert(class) {
                         return invalid(format!("two images for slot class '{class}'"));
                     }
                 }
-                (ComponentKind::Image, None) => {
+                (ComponentKind::Image | ComponentKind::Archive, None) => {
                     return invalid(format!("image '{}' has no slot_class", c.name))
                 }
                 (ComponentKind::Firmware, Some(_)) => {
@@ -437,7 +439,7 @@ impl Manifest {
                     }
                 }
             }
-            if c.kind == ComponentKind::Image
+            if c.kind != ComponentKind::Firmware
                 && (c.target.is_some() || c.firmware_version.is_some())
             {
                 return invalid(format!("image '{}' cannot have a firmware target", c.name));
@@ -496,9 +498,14 @@ impl Manifest {
     }
 
     /// Whether every chunk of every image is in the bundle as a frame of its own, with a block
-    /// index: then a device can fetch only what it lacks (a delta's chunks are rebuilt instead).
+    /// index: then a device can fetch only what it lacks (a delta's chunks are rebuilt instead; an
+    /// archive is extracted as it streams, so it is never assembled from the device's blocks).
     pub fn fetchable_in_parts(&self) -> bool {
-        self.has_block_index() && self.components.iter().all(|c| c.delta.is_none())
+        self.has_block_index()
+            && self
+                .components
+                .iter()
+                .all(|c| c.delta.is_none() && c.kind != ComponentKind::Archive)
     }
 
     /// Whether any component is a delta from a base image.

@@ -54,6 +54,8 @@ pub struct FirmwareInput {
 pub struct ImageInput {
     pub slot_class: String,
     pub path: PathBuf,
+    /// A tar archive to fill the slot's file system with, rather than a raw image.
+    pub archive: bool,
 }
 
 #[derive(Deserialize)]
@@ -92,6 +94,16 @@ struct InputFirmware {
 struct InputImage {
     slot_class: String,
     file: PathBuf,
+    #[serde(default)]
+    kind: InputKind,
+}
+
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum InputKind {
+    #[default]
+    Image,
+    Archive,
 }
 
 impl BundleInput {
@@ -113,6 +125,7 @@ impl BundleInput {
             .map(|i| ImageInput {
                 slot_class: i.slot_class,
                 path: base.join(i.file),
+                archive: i.kind == InputKind::Archive,
             })
             .collect();
         let firmware = file
@@ -238,20 +251,29 @@ pub fn create_delta_bundle(
         .images
         .iter()
         .map(|i| {
+            let (suffix, kind) = match i.archive {
+                true => ("tar", ComponentKind::Archive),
+                false => ("img", ComponentKind::Image),
+            };
             (
                 i.slot_class.clone(),
-                format!("{}.img", i.slot_class),
+                format!("{}.{suffix}", i.slot_class),
                 &i.path,
+                kind,
                 None,
             )
         })
-        .chain(
-            input
-                .firmware
-                .iter()
-                .map(|f| (f.name.clone(), format!("{}.fw", f.name), &f.path, Some(f))),
-        );
-    for (name, entry, path, firmware) in sources {
+        .chain(input.firmware.iter().map(|f| {
+            let entry = format!("{}.fw", f.name);
+            (
+                f.name.clone(),
+                entry,
+                &f.path,
+                ComponentKind::Firmware,
+                Some(f),
+            )
+        }));
+    for (name, entry, path, kind, firmware) in sources {
         if firmware.is_none() {
             check_identifier("slot class", &name)?;
         }
@@ -283,11 +305,7 @@ pub fn create_delta_bundle(
             path,
         )?;
         components.push(Component {
-            kind: if firmware.is_some() {
-                ComponentKind::Firmware
-            } else {
-                ComponentKind::Image
-            },
+            kind,
             slot_class: firmware.is_none().then(|| name.clone()),
             firmware_version: firmware.map(|f| f.version.clone()),
             target: firmware.map(|f| f.target.clone()),

@@ -55,10 +55,12 @@ fn fixture_with(options: &CreateOptions) -> Fixture {
             ImageInput {
                 slot_class: "rootfs".into(),
                 path: dir.path().join("rootfs.img"),
+                archive: false,
             },
             ImageInput {
                 slot_class: "app".into(),
                 path: dir.path().join("app.img"),
+                archive: false,
             },
         ],
         firmware: vec![],
@@ -155,6 +157,7 @@ fn creation_is_deterministic() {
         images: vec![ImageInput {
             slot_class: "rootfs".into(),
             path: dir.path().join("r.img"),
+            archive: false,
         }],
         firmware: vec![],
         hooks: None,

@@ -50,7 +50,13 @@ pub fn init_logging(env_var: &str) {
     let filter = std::env::var(env_var)
         .ok()
         .and_then(|directives| directives.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::WARN));
+        .unwrap_or_else(|| {
+            // fatfs warns that mkfs.vfat's layout "is incompatible with some implementations"
+            // (more reserved sectors than MS-DOS wrote): true of every mkfs.vfat volume, so noise.
+            Targets::new()
+                .with_default(LevelFilter::WARN)
+                .with_target("fatfs", LevelFilter::ERROR)
+        });
     let to_journal = stderr_is_journal();
     let format = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

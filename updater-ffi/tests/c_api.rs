@@ -61,6 +61,7 @@ fn device(dir: &Path) -> (PathBuf, Vec<u8>) {
         images: vec![ImageInput {
             slot_class: "rootfs".into(),
             path: dir.join("rootfs.img"),
+            archive: false,
         }],
         firmware: vec![],
         hooks: None,

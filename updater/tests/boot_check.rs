@@ -41,6 +41,7 @@ impl Device {
             images: vec![ImageInput {
                 slot_class: "rootfs".into(),
                 path: d.path("rootfs.img"),
+                archive: false,
             }],
             firmware: vec![],
             hooks: None,

@@ -54,6 +54,7 @@ impl Device {
             images: vec![ImageInput {
                 slot_class: "rootfs".into(),
                 path: self.path(&format!("rootfs{version}.img")),
+                archive: false,
             }],
             firmware: vec![FirmwareInput {
                 name: "motor".into(),

@@ -22,7 +22,7 @@ pub use fleet::{
 };
 pub use hooks::{HooksConfig, DEFAULT_HOOK_TIMEOUT};
 pub use http::{is_url, HttpSettings};
-pub use slots::{BlockDevices, Filesystem, GroupSlots, SlotSource, SlotSpec};
+pub use slots::{BlockDevices, Filesystem, GroupSlots, SlotFilesystem, SlotSource, SlotSpec};
 
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
@@ -215,6 +215,7 @@ impl Config {
                         partuuid,
                         size,
                         filesystem,
+                        mkfs_options,
                     } => {
                         let source = match (path, label, partuuid) {
                             (Some(p), None, None) => SlotSource::Path(resolve(&p)),
@@ -224,6 +225,18 @@ impl Config {
                                 return Err(bad(format!(
                                 "slots.{group}.{class}: give exactly one of path, label, partuuid"
                             )))
+                            }
+                        };
+                        let filesystem = match (filesystem, mkfs_options) {
+                            (Some(kind), options) => Some(SlotFilesystem {
+                                kind,
+                                mkfs_options: options.unwrap_or_default(),
+                            }),
+                            (None, None) => None,
+                            (None, Some(_)) => {
+                                return Err(bad(format!(
+                                    "slots.{group}.{class}: mkfs_options needs a filesystem"
+                                )))
                             }
                         };
                         SlotSpec {

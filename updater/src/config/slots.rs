@@ -23,8 +23,17 @@ pub struct SlotSpec {
     pub source: SlotSource,
     /// Capacity limit; a block device's capacity is its size.
     pub size: Option<u64>,
-    /// The file system the slot holds: its hooks get it mounted.
-    pub filesystem: Option<Filesystem>,
+    /// The file system the slot holds: its hooks get it mounted, an archive is extracted into a
+    /// fresh one.
+    pub filesystem: Option<SlotFilesystem>,
+}
+
+/// A slot's file system, and how to make one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotFilesystem {
+    pub kind: Filesystem,
+    /// Given to `mkfs.ext4` or `mkfs.vfat` before the device (a label: `["-L", "app"]`).
+    pub mkfs_options: Vec<String>,
 }
 
 /// A file system a slot can hold (docs/config.md, `filesystem`).
@@ -77,6 +86,7 @@ pub(super) enum RawSlot {
         partuuid: Option<String>,
         size: Option<u64>,
         filesystem: Option<Filesystem>,
+        mkfs_options: Option<Vec<String>>,
     },
 }
 

@@ -250,6 +250,7 @@ mod tests {
             tries: Some(0),
             version: None,
             components: vec![],
+            data: None,
         };
         Status {
             compatible: "acme-x1".into(),

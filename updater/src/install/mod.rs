@@ -9,6 +9,7 @@
 //!    written, the rest after the fsync); only then is the new version recorded and the group
 //!    activated.
 mod adaptive;
+mod archive;
 mod delta;
 pub mod from_dir;
 mod pipeline;
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bundle::{BundleReader, HookEvent, Keyring, Manifest};
+use bundle::{BundleReader, ComponentKind, HookEvent, Keyring, Manifest};
 use tracing::{info, warn};
 
 use crate::bootloader;
@@ -305,16 +306,40 @@ fn run<R: Read>(
     firmware_store::clear(&firmware_dir)?;
     let mut targets = Vec::new();
     let mut route = HashMap::new();
+    let mut extractions = Vec::new();
     for ((component, spec), name) in manifest.components.iter().zip(&specs).zip(names) {
-        let file = match files[targets.len()].take() {
+        let index = targets.len();
+        route.insert(component.name.clone(), index);
+        if let (ComponentKind::Archive, Some(class)) = (component.kind, &component.slot_class) {
+            drop(files[index].take());
+            let started = archive::start(spec, &name, &mount_dir(config, target, class));
+            let (pipe, extraction) = match started {
+                Ok(started) => started,
+                Err(err) => {
+                    record_failure(&store, &mut state, target, &manifest, &err);
+                    return Err(err);
+                }
+            };
+            extractions.push(extraction);
+            targets.push(SlotTarget {
+                name,
+                file: pipe,
+                reader: None,
+            });
+            continue;
+        }
+        let file = match files[index].take() {
             Some(file) => file,
             None => spec.open_for_write()?,
         };
         let reader = std::fs::File::open(&spec.path).map_err(UpdaterError::io(format!(
             "opening slot {name} for reading back"
         )))?;
-        route.insert(component.name.clone(), targets.len());
-        targets.push(SlotTarget { name, file, reader });
+        targets.push(SlotTarget {
+            name,
+            file,
+            reader: Some(reader),
+        });
     }
 
     let data = match (&remote, &plan) {
@@ -326,13 +351,23 @@ fn run<R: Read>(
         }
         _ => Data::Stream(Box::new(reader)),
     };
-    let mut written = write_and_verify(data, &manifest, &specs, &targets, &route, progress)
-        .map_err(network_or)
-        .and_then(|transfer| {
-            drop(targets);
+    let written =
+        write_and_verify(data, &manifest, &specs, &targets, &route, progress).map_err(network_or);
+    // Closing the archives' pipes ends their extractions; an extraction's own error names the
+    // cause better than the broken pipe the writer saw.
+    drop(targets);
+    let extracted = extractions
+        .into_iter()
+        .map(archive::Extraction::finish)
+        .collect::<Result<Vec<()>>>();
+    let mut written = match (written, extracted) {
+        (Err(UpdaterError::Io { .. }), Err(cause)) => Err(cause),
+        (written, extracted) => written.and_then(|transfer| {
+            extracted?;
             post_install(config, &hooks, &manifest, &slots, booted, target)?;
             Ok(transfer)
-        });
+        }),
+    };
     // A cancel acknowledged until here wins; from here on the group is activated.
     if options.cancelled() || (written.is_ok() && !options.commit()) {
         written = Err(UpdaterError::Cancelled(target));
@@ -449,10 +484,10 @@ fn post_install(
                 ("UPDATER_SLOT_CLASS", class.clone()),
                 ("UPDATER_SLOT_DEVICE", slot.path.display().to_string()),
             ];
-            let mounted = match slot.filesystem {
+            let mounted = match &slot.filesystem {
                 Some(filesystem) => {
-                    let dir = config.state_dir.join(format!("mnt-{target}-{class}"));
-                    let mounted = Mounted::new(&slot.path, filesystem, &dir)?;
+                    let dir = mount_dir(config, target, class);
+                    let mounted = Mounted::new(&slot.path, filesystem.kind, &dir)?;
                     context.push(("UPDATER_SLOT_MOUNT_POINT", dir.display().to_string()));
                     Some(mounted)
                 }
@@ -476,6 +511,11 @@ fn post_install(
         hooks.run(HookEvent::MigrateData, &context)?;
     }
     hooks.run(HookEvent::PostInstall, &[])
+}
+
+/// Where a slot of the target group is mounted while the install needs it.
+fn mount_dir(config: &Config, target: Group, class: &str) -> std::path::PathBuf {
+    config.state_dir.join(format!("mnt-{target}-{class}"))
 }
 
 /// Where the device may find blocks of `manifest`: the booted group's slots, then the target
@@ -697,6 +737,10 @@ fn write_and_verify<R: Read>(
         "streamed, verified and partly read back"
     );
     for ((component, spec), target) in manifest.components.iter().zip(specs).zip(targets) {
+        if target.is_archive() {
+            // Its file system is written out when it is unmounted.
+            continue;
+        }
         if spec.is_regular_file() {
             // A file slot holds exactly the image, so it compares byte for byte.
             target

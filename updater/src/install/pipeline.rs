@@ -3,6 +3,7 @@
 //! through a fixed pool of chunk buffers. A chunk reaches the writer only as a `VerifiedChunk`, so
 //! no unverified byte can be written.
 use std::collections::HashMap;
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
@@ -70,6 +71,18 @@ pub fn stream(
             for chunk in write_rx {
                 let index = route[chunk.component()];
                 let target = &targets[index];
+                if target.is_archive() {
+                    // Chunks come in order; the extraction reads them as one stream.
+                    (&target.file)
+                        .write_all(chunk.data())
+                        .map_err(UpdaterError::io(format!(
+                            "extracting into slot {}",
+                            target.name
+                        )))?;
+                    progress.advance(chunk.data().len() as u64);
+                    let _ = pool_tx.send(chunk.into_buffer());
+                    continue;
+                }
                 target
                     .file
                     .write_all_at(chunk.data(), chunk.offset())

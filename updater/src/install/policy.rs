@@ -1,6 +1,6 @@
 //! Whether a verified manifest may be installed on this device, into this group: decided before
 //! anything is written.
-use bundle::Manifest;
+use bundle::{ComponentKind, Manifest};
 
 use crate::error::{Result, UpdaterError};
 use std::collections::BTreeMap;
@@ -68,6 +68,17 @@ pub fn check_slots(
                 slots.keys().cloned().collect::<Vec<_>>().join(", ")
             )));
         };
+        if component.kind == ComponentKind::Archive {
+            // The archive makes a file system of the slot's size; whether its files fit shows
+            // only as they are extracted.
+            if slots[class].filesystem.is_none() {
+                return Err(UpdaterError::Incompatible(format!(
+                    "bundle fills slot {target}/{class} from an archive, but the slot's config \
+                     names no filesystem to make (filesystem = \"ext4\" or \"vfat\")"
+                )));
+            }
+            continue;
+        }
         if let Some(capacity) = info[index].capacity {
             if component.size > capacity {
                 return Err(UpdaterError::Incompatible(format!(

@@ -29,8 +29,17 @@ pub const LAG: usize = 8;
 pub struct SlotTarget {
     /// "B/rootfs", for messages.
     pub name: String,
+    /// The slot, written at each chunk's offset; or, for an archive, the pipe to its extraction,
+    /// written in order.
     pub file: File,
-    pub reader: File,
+    /// None for an archive: its file system is made by the extraction, not read back by chunk.
+    pub reader: Option<File>,
+}
+
+impl SlotTarget {
+    pub fn is_archive(&self) -> bool {
+        self.reader.is_none()
+    }
 }
 
 /// A chunk that was written and is still to be read back.
@@ -127,9 +136,12 @@ pub fn make_durable(file: &File, name: &str) -> Result<()> {
 }
 
 fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
+    // An archive's chunks are never queued for reading back.
+    let Some(reader) = &target.reader else {
+        return Ok(());
+    };
     let buf = &mut buf[..chunk.len];
-    target
-        .reader
+    reader
         .read_exact_at(buf, chunk.offset)
         .map_err(UpdaterError::io(format!(
             "reading back slot {}",
@@ -137,7 +149,7 @@ fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
         )))?;
     // What was read back is not needed again: left cached, a whole slot's worth would crowd out
     // the application's pages (and, under systemd's MemoryMax=, the updater's own).
-    let _ = drop_cached(&target.reader, chunk.offset as i64, chunk.len as i64);
+    let _ = drop_cached(reader, chunk.offset as i64, chunk.len as i64);
     if hash_chunk(buf) == chunk.digest {
         Ok(())
     } else {
@@ -249,7 +261,7 @@ mod tests {
         let target = SlotTarget {
             name: "B/pipe".into(),
             file: File::from(write_end),
-            reader: File::from(read_end),
+            reader: Some(File::from(read_end)),
         };
         let (tx, rx) = std::sync::mpsc::channel();
         tx.send(written(0)).unwrap();
@@ -267,7 +279,7 @@ mod tests {
         let target = SlotTarget {
             name: "B/rootfs".into(),
             file: std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
-            reader: File::open(&path).unwrap(),
+            reader: Some(File::open(&path).unwrap()),
         };
         let mut chunk = written(1);
         chunk.digest = hash_chunk(b"efgh");

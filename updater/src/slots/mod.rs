@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, UpdaterError};
 
-use crate::config::{BlockDevices, Config, Filesystem, SlotSource, SlotSpec};
+use crate::config::{BlockDevices, Config, SlotFilesystem, SlotSource, SlotSpec};
 use crate::group::Group;
 
 /// A slot whose device or file is known.
@@ -17,7 +17,7 @@ use crate::group::Group;
 pub struct Slot {
     pub path: PathBuf,
     pub size: Option<u64>,
-    pub filesystem: Option<Filesystem>,
+    pub filesystem: Option<SlotFilesystem>,
 }
 
 impl SlotSpec {
@@ -30,7 +30,7 @@ impl SlotSpec {
         Ok(Slot {
             path,
             size: self.size,
-            filesystem: self.filesystem,
+            filesystem: self.filesystem.clone(),
         })
     }
 }

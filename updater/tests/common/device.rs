@@ -92,6 +92,7 @@ impl Device {
             inputs.push(ImageInput {
                 slot_class: class.to_string(),
                 path,
+                archive: false,
             });
         }
         let input = BundleInput {
@@ -129,6 +130,7 @@ impl Device {
             images: vec![ImageInput {
                 slot_class: "rootfs".into(),
                 path: rootfs,
+                archive: false,
             }],
             firmware: vec![],
             hooks: Some(bundle::HooksInput {
