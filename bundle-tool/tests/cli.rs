@@ -49,6 +49,29 @@ fn create(dir: &Path, format: &str, manifest: &str, output: &str) -> String {
     ))
 }
 
+/// `bundle-tool create` of the input manifest `manifest` (signed with release.key) fails with
+/// `code` and `message`, and writes no bundle.
+fn create_fails(dir: &Path, manifest: &str, code: i32, message: &str) {
+    fs::write(dir.join("bad.toml"), manifest).unwrap();
+    fails(
+        &tool(
+            dir,
+            &[
+                "create",
+                "--manifest",
+                "bad.toml",
+                "--key",
+                "release.key",
+                "--output",
+                "x.zst",
+            ],
+        ),
+        code,
+        message,
+    );
+    assert!(!dir.join("x.zst").exists());
+}
+
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let image: Vec<u8> = (0..3_000_000u32).map(|i| (i % 7919 / 31) as u8).collect();
@@ -371,24 +394,7 @@ fn hooks_in_the_input_manifest_are_carried_signed_and_shown() {
         (with_hooks("\"post-install\"", "nope.sh"), 7, "nope.sh"),
     ] {
         fs::write(d.join("empty.sh"), "").unwrap();
-        fs::write(d.join("bad.toml"), manifest).unwrap();
-        fails(
-            &tool(
-                d,
-                &[
-                    "create",
-                    "--manifest",
-                    "bad.toml",
-                    "--key",
-                    "release.key",
-                    "--output",
-                    "x.zst",
-                ],
-            ),
-            code,
-            message,
-        );
-        assert!(!d.join("x.zst").exists());
+        create_fails(d, &manifest, code, message);
     }
 }
 
@@ -425,26 +431,12 @@ fn an_archive_in_the_input_manifest_is_carried_as_a_tar() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&inner.stdout), "port = 80\n");
-    fs::write(
-        d.join("bad.toml"),
-        fs::read_to_string(d.join("a.toml"))
-            .unwrap()
-            .replace("kind = \"archive\"", "kind = \"zip\""),
-    )
-    .unwrap();
-    fails(
-        &tool(
-            d,
-            &[
-                "create",
-                "--manifest",
-                "bad.toml",
-                "--key",
-                "release.key",
-                "--output",
-                "x.zst",
-            ],
-        ),
+    let zip = fs::read_to_string(d.join("a.toml"))
+        .unwrap()
+        .replace("kind = \"archive\"", "kind = \"zip\"");
+    create_fails(
+        d,
+        &zip,
         9,
         "unknown variant `zip`, expected `image` or `archive`",
     );

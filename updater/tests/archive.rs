@@ -54,18 +54,7 @@ fn tree_archive(device: &Device) -> PathBuf {
     std::os::unix::fs::symlink("etc/app/settings.toml", tree.join("settings")).unwrap();
     fs::hard_link(tree.join("run.sh"), tree.join("start.sh")).unwrap();
     let archive = device.path("app.tar");
-    common::run(
-        "tar",
-        &[
-            "--xattrs",
-            "--numeric-owner",
-            "-cf",
-            archive.to_str().unwrap(),
-            "-C",
-            tree.to_str().unwrap(),
-            ".",
-        ],
-    );
+    common::tar_of(&tree, &archive, &["--xattrs", "--numeric-owner"]);
     archive
 }
 
@@ -162,15 +151,7 @@ fn an_archive_fills_a_fresh_ext4_keeping_owners_modes_xattrs_and_links() {
         0o750
     );
     assert_eq!(
-        common::run(
-            "getfattr",
-            &[
-                "--only-values",
-                "-n",
-                "user.origin",
-                root.join("etc/app/secret").to_str().unwrap()
-            ]
-        ),
+        common::xattr(&root.join("etc/app/secret"), "user.origin"),
         "factory"
     );
     assert_eq!(
@@ -196,16 +177,7 @@ fn an_archive_fills_a_fresh_vfat_with_its_files() {
     fs::write(tree.join("firmware/motor.bin"), vec![7u8; 70_000]).unwrap();
     fs::write(tree.join("readme.txt"), "v2\n").unwrap();
     let archive = device.path("app.tar");
-    common::run(
-        "tar",
-        &[
-            "-cf",
-            archive.to_str().unwrap(),
-            "-C",
-            tree.to_str().unwrap(),
-            ".",
-        ],
-    );
+    common::tar_of(&tree, &archive, &[]);
     succeeded(&device.install(&bundle(&device, "v2.zst", &archive)));
     // Read with mtools, as any other system would read the partition.
     let slot = device.path("slots/app-b.img");
@@ -231,16 +203,7 @@ fn a_link_in_an_archive_for_vfat_leaves_the_group_unbootable_naming_it() {
     fs::write(tree.join("a.txt"), "a\n").unwrap();
     std::os::unix::fs::symlink("a.txt", tree.join("b.txt")).unwrap();
     let archive = device.path("app.tar");
-    common::run(
-        "tar",
-        &[
-            "-cf",
-            archive.to_str().unwrap(),
-            "-C",
-            tree.to_str().unwrap(),
-            ".",
-        ],
-    );
+    common::tar_of(&tree, &archive, &[]);
     let out = device.install(&bundle(&device, "v2.zst", &archive));
     assert_fails(
         &out,
@@ -275,16 +238,7 @@ fn an_archive_larger_than_its_file_system_leaves_the_group_unbootable() {
     fs::create_dir_all(&tree).unwrap();
     fs::write(tree.join("big"), image(4 << 20, 3)).unwrap();
     let archive = device.path("app.tar");
-    common::run(
-        "tar",
-        &[
-            "-cf",
-            archive.to_str().unwrap(),
-            "-C",
-            tree.to_str().unwrap(),
-            ".",
-        ],
-    );
+    common::tar_of(&tree, &archive, &[]);
     let out = device.install(&bundle(&device, "v2.zst", &archive));
     assert_fails(&out, 7, "extracting the archive into slot B/app");
     assert_safe(&device);

@@ -55,16 +55,7 @@ fn populate_a(device: &Device) {
     fs::write(a.join("db/records"), "one\ntwo\n").unwrap();
     fs::set_permissions(a.join("db/records"), fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(a.join("db/records"), Some(1234), Some(4321)).unwrap();
-    common::run(
-        "setfattr",
-        &[
-            "-n",
-            "user.origin",
-            "-v",
-            "factory",
-            a.join("db/records").to_str().unwrap(),
-        ],
-    );
+    common::set_xattr(&a.join("db/records"), "user.origin", "factory");
     std::os::unix::fs::symlink("db/records", a.join("latest")).unwrap();
     fs::hard_link(a.join("db/records"), a.join("db/records.bak")).unwrap();
 }
@@ -84,15 +75,7 @@ fn data_follows_its_group_across_install_good_boot_fallback_and_a_second_install
     assert_eq!(records.mode() & 0o777, 0o600);
     assert_eq!((records.uid(), records.gid()), (1234, 4321));
     assert_eq!(
-        common::run(
-            "getfattr",
-            &[
-                "--only-values",
-                "-n",
-                "user.origin",
-                b.join("db/records").to_str().unwrap()
-            ]
-        ),
+        common::xattr(&b.join("db/records"), "user.origin"),
         "factory"
     );
     assert_eq!(

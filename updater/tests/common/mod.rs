@@ -40,3 +40,32 @@ pub fn updater(config: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// The value of the extended attribute `name` of `path`, as `getfattr` reads it.
+pub fn xattr(path: &Path, name: &str) -> String {
+    run(
+        "getfattr",
+        &["--only-values", "-n", name, path.to_str().unwrap()],
+    )
+}
+
+/// Sets the extended attribute `name` of `path` with `setfattr`.
+pub fn set_xattr(path: &Path, name: &str, value: &str) {
+    run(
+        "setfattr",
+        &["-n", name, "-v", value, path.to_str().unwrap()],
+    );
+}
+
+/// `tar -cf ARCHIVE [extra...] -C TREE .`: the tree archived by GNU tar.
+pub fn tar_of(tree: &Path, archive: &Path, extra: &[&str]) {
+    let mut args = extra.to_vec();
+    args.extend([
+        "-cf",
+        archive.to_str().unwrap(),
+        "-C",
+        tree.to_str().unwrap(),
+        ".",
+    ]);
+    run("tar", &args);
+}
