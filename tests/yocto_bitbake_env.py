@@ -43,7 +43,7 @@ for recipe, package in (("updater", "updater"), ("libabupdater", "updater-ffi"),
     check(f"{recipe}: cargo package", e.get("CARGO_BUILD_FLAGS", "").split("--package")[-1].split()[0:1], [package])
 
 updater = env("updater")
-check("updater: SYSTEMD_SERVICE", updater.get("SYSTEMD_SERVICE:updater"), "updater-boot-check.service updater.service")
+check("updater: SYSTEMD_SERVICE", updater.get("SYSTEMD_SERVICE:updater"), "updater-data.service updater-boot-check.service updater.service")
 check("updater: UPDATER_BOOTLOADER", updater.get("UPDATER_BOOTLOADER"), "grub")
 check("updater: UPDATER_STATE_DIR", updater.get("UPDATER_STATE_DIR"), "/data/updater")
 check("updater: CONFFILES", updater.get("CONFFILES:updater"), "/etc/updater/system.toml")

@@ -97,10 +97,15 @@ fn data_follows_its_group_across_install_good_boot_fallback_and_a_second_install
     assert_eq!(status["slots"]["B"]["data"]["bytes"], 13 + 8);
     assert!(status["slots"]["R"]["data"]["bytes"].is_null());
 
-    // B boots: its application finds its own data at `current`; it changes it.
+    // B boots: before its application starts, `current` names B's data; the application changes
+    // it. (boot-check sets the link too, for a system without updater-data.service.)
     device.set_booted("B");
-    succeeded(&device.updater(&["boot-check", "--no-reboot"]));
+    let linked = device.updater(&["data-link"]);
+    succeeded(&linked);
     let current = device.path("data/current");
+    assert_eq!(fs::read_link(&current).unwrap(), Path::new("B"));
+    assert!(String::from_utf8_lossy(&linked.stdout).ends_with("data/current -> B\n"));
+    succeeded(&device.updater(&["boot-check", "--no-reboot"]));
     assert_eq!(fs::read_link(&current).unwrap(), Path::new("B"));
     fs::write(current.join("settings.toml"), "velocity = 9\n").unwrap();
 
@@ -133,6 +138,16 @@ fn a_failing_migration_leaves_the_group_unbootable_and_the_running_data_untouche
     );
     assert_safe(&device);
     assert_eq!(read(&device.path("data/A/settings.toml")), "speed = 3\n");
+}
+
+#[test]
+fn data_link_needs_a_data_folder_in_the_config() {
+    let device = Device::new();
+    assert_fails(
+        &device.updater(&["data-link"]),
+        3,
+        "[data] dir is not set: there is no data to link",
+    );
 }
 
 #[test]

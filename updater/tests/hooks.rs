@@ -38,7 +38,11 @@ fn u_boot_script_compiles_with_mkimage() {
 
 #[test]
 fn the_systemd_units_verify() {
-    for name in ["updater-boot-check.service", "updater.service"] {
+    for name in [
+        "updater-boot-check.service",
+        "updater.service",
+        "updater-data.service",
+    ] {
         verify_unit(name);
     }
 }
@@ -50,9 +54,13 @@ fn the_systemd_units_verify() {
 #[test]
 fn the_enabled_units_order_without_a_cycle() {
     let dir = tempfile::tempdir().unwrap();
-    let wants = dir.path().join("multi-user.target.wants");
-    fs::create_dir(&wants).unwrap();
-    for name in ["updater-boot-check.service", "updater.service"] {
+    for (name, target) in [
+        ("updater-boot-check.service", "multi-user.target"),
+        ("updater.service", "multi-user.target"),
+        ("updater-data.service", "basic.target"),
+    ] {
+        let wants = dir.path().join(format!("{target}.wants"));
+        fs::create_dir_all(&wants).unwrap();
         let unit = fs::read_to_string(hooks().join("systemd").join(name)).unwrap();
         let unit = unit.replace("/usr/bin/updater", env!("CARGO_BIN_EXE_updater"));
         fs::write(dir.path().join(name), unit).unwrap();

@@ -78,6 +78,9 @@ pub enum Command {
         #[arg(long)]
         no_reboot: bool,
     },
+    /// Point <data.dir>/current at the booted group's data (docs/data.md); early in every boot,
+    /// before the application starts (updater-data.service).
+    DataLink,
     /// Microcontroller firmware.
     Firmware {
         #[command(subcommand)]

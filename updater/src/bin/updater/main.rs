@@ -97,6 +97,17 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
             println!("group {group} boots next");
         }
         Command::BootCheck { no_reboot } => return run_boot_check(&config, *no_reboot),
+        Command::DataLink => {
+            let dir = config.data_dir.as_deref().ok_or_else(|| {
+                UpdaterError::config(
+                    &config.path,
+                    "[data] dir is not set: there is no data to link",
+                )
+            })?;
+            let booted = config.booted_group()?;
+            updater::data::link_current(dir, booted)?;
+            println!("{} -> {booted}", dir.join(updater::data::CURRENT).display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

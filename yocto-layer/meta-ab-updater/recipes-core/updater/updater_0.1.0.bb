@@ -20,7 +20,7 @@ UPDATER_STATE_DIR ?= "/data/updater"
 # A folder of *.pub files (bundle-tool keygen) the device trusts; required.
 UPDATER_KEYRING_DIR ?= ""
 
-SYSTEMD_SERVICE:${PN} = "updater-boot-check.service updater.service"
+SYSTEMD_SERVICE:${PN} = "updater-data.service updater-boot-check.service updater.service"
 
 # RAUC's D-Bus API for software written against RAUC (docs/rauc-migration.md): builds the `dbus`
 # cargo feature and installs the bus policy (root calls everything, others read properties).
@@ -44,6 +44,7 @@ do_install:append() {
     install -d ${D}${systemd_system_unitdir}
     install -m 0644 ${S}/bootloader-hooks/systemd/updater-boot-check.service ${D}${systemd_system_unitdir}/
     install -m 0644 ${S}/bootloader-hooks/systemd/updater.service ${D}${systemd_system_unitdir}/
+    install -m 0644 ${S}/bootloader-hooks/systemd/updater-data.service ${D}${systemd_system_unitdir}/
     install -d ${D}${sysconfdir}/systemd/system.conf.d
     install -m 0644 ${S}/bootloader-hooks/systemd/system.conf.d/10-updater-watchdog.conf \
         ${D}${sysconfdir}/systemd/system.conf.d/
