@@ -19,7 +19,10 @@ const SLOT_SIZE: u64 = 64 << 20;
 fn device(filesystem: Option<&str>, size: u64) -> Device {
     let table = match filesystem {
         Some(fs) => {
-            format!("{{ path = \"slots/app-b.img\", size = {size}, filesystem = \"{fs}\" }}")
+            format!(
+                "{{ path = \"slots/app-b.img\", size = {size}, filesystem = \"{fs}\", \
+                 fs_label = \"APP\" }}"
+            )
         }
         None => format!("{{ path = \"slots/app-b.img\", size = {size} }}"),
     };
@@ -167,6 +170,8 @@ fn an_archive_fills_a_fresh_ext4_keeping_owners_modes_xattrs_and_links() {
     );
     drop(look);
     assert!(!device.path("state/mnt-B-app").exists(), "unmounted");
+    let slot = device.path("slots/app-b.img");
+    assert_eq!(common::run("e2label", &[slot.to_str().unwrap()]), "APP\n");
 }
 
 #[test]
@@ -192,6 +197,7 @@ fn an_archive_fills_a_fresh_vfat_with_its_files() {
         "v2\n"
     );
     assert_eq!(fs::metadata(&slot).unwrap().len(), 16 << 20);
+    assert_eq!(common::run("fatlabel", &[&image]).trim(), "APP");
     assert_eq!(device.status()["next"], "B");
 }
 

@@ -215,6 +215,7 @@ impl Config {
                         partuuid,
                         size,
                         filesystem,
+                        fs_label,
                         mkfs_options,
                     } => {
                         let source = match (path, label, partuuid) {
@@ -227,15 +228,17 @@ impl Config {
                             )))
                             }
                         };
-                        let filesystem = match (filesystem, mkfs_options) {
-                            (Some(kind), options) => Some(SlotFilesystem {
+                        let filesystem = match (filesystem, fs_label, mkfs_options) {
+                            (Some(kind), label, options) => Some(SlotFilesystem {
                                 kind,
+                                label,
                                 mkfs_options: options.unwrap_or_default(),
                             }),
-                            (None, None) => None,
-                            (None, Some(_)) => {
+                            (None, None, None) => None,
+                            (None, _, _) => {
                                 return Err(bad(format!(
-                                    "slots.{group}.{class}: mkfs_options needs a filesystem"
+                                    "slots.{group}.{class}: fs_label and mkfs_options need a \
+                                     filesystem"
                                 )))
                             }
                         };

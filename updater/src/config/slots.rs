@@ -32,7 +32,9 @@ pub struct SlotSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotFilesystem {
     pub kind: Filesystem,
-    /// Given to `mkfs.ext4` or `mkfs.vfat` before the device (a label: `["-L", "app"]`).
+    /// The file system's label (`mkfs.ext4 -L`, `mkfs.vfat -n`).
+    pub label: Option<String>,
+    /// Given to `mkfs.ext4` or `mkfs.vfat` before the device (`["-O", "^has_journal"]`).
     pub mkfs_options: Vec<String>,
 }
 
@@ -86,6 +88,7 @@ pub(super) enum RawSlot {
         partuuid: Option<String>,
         size: Option<u64>,
         filesystem: Option<Filesystem>,
+        fs_label: Option<String>,
         mkfs_options: Option<Vec<String>>,
     },
 }

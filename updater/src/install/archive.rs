@@ -95,14 +95,17 @@ fn format(slot: &Slot, filesystem: &SlotFilesystem, name: &str) -> Result<()> {
         file.set_len(size)
             .map_err(UpdaterError::io(format!("sizing slot {name}")))?;
     }
-    let mut command = match filesystem.kind {
+    let (mut command, label_flag) = match filesystem.kind {
         Filesystem::Ext4 => {
             let mut c = Command::new("mkfs.ext4");
             c.args(["-q", "-F"]);
-            c
+            (c, "-L")
         }
-        Filesystem::Vfat => Command::new("mkfs.vfat"),
+        Filesystem::Vfat => (Command::new("mkfs.vfat"), "-n"),
     };
+    if let Some(label) = &filesystem.label {
+        command.args([label_flag, label]);
+    }
     command.args(&filesystem.mkfs_options).arg(&slot.path);
     let output = command.output().map_err(UpdaterError::io(format!(
         "making a file system in slot {name}: running {command:?}"
