@@ -1,7 +1,8 @@
 //! Data that follows its group (docs/data.md): each group keeps its own copy of the application's
-//! data in `<data.dir>/<group>`. An install makes the target group's copy from the booted group's
-//! (reflinked where the file system can), the new version's `migrate-data` hook adapts it, and a
-//! fallback finds the old group's data exactly as that version left it.
+//! data (`<data.dir>/<group>`, or a location per group such as a partition of its own). An install
+//! makes the target group's copy from the booted group's (reflinked where the file system can),
+//! the new version's `migrate-data` hook adapts it, and a fallback finds the old group's data
+//! exactly as that version left it.
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -9,45 +10,52 @@ use std::process::Command;
 
 use serde::Serialize;
 
+use crate::config::DataConfig;
 use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 
-/// The link that always names the booted group's data (`<data.dir>/current`).
-pub const CURRENT: &str = "current";
-
-pub fn group_dir(dir: &Path, group: Group) -> PathBuf {
-    dir.join(group.to_string())
-}
-
-/// Makes `to`'s data a copy of `from`'s: the old copy of `to` (the group being overwritten) is
-/// removed first, the new one appears under its name only once complete. A group without data yet
-/// (a factory image) gives an empty folder.
-pub fn copy_for(dir: &Path, from: Group, to: Group) -> Result<PathBuf> {
-    let target = group_dir(dir, to);
-    let temp = dir.join(format!(".{to}.new"));
-    remove(&target)?;
-    remove(&temp)?;
-    let source = group_dir(dir, from);
-    if source.is_dir() {
-        copy_tree(&source, &temp)?;
-    } else {
-        fs::create_dir_all(&temp).map_err(io("creating", &temp))?;
+/// Makes `to`'s data a copy of `from`'s. What `to` held (the data of the version being replaced)
+/// is removed first; its folder itself stays, as it may be a mount point. A group without data yet
+/// (a factory image, or R without a location) gives an empty folder. Returns `to`'s location, or
+/// None when the config gives `to` none (R may have no data of its own).
+pub fn copy_for(data: &DataConfig, from: Group, to: Group) -> Result<Option<PathBuf>> {
+    let Some(target) = data.of(to) else {
+        return Ok(None);
+    };
+    fs::create_dir_all(target).map_err(io("creating", target))?;
+    empty(target)?;
+    if let Some(source) = data.of(from).filter(|s| s.is_dir()) {
+        copy_tree(source, target)?;
     }
-    fs::rename(&temp, &target).map_err(io("renaming to", &target))?;
-    Ok(target)
+    Ok(Some(target.to_path_buf()))
 }
 
-/// Points `<dir>/current` at the booted group's data (atomically: a new link renamed over it).
-pub fn link_current(dir: &Path, booted: Group) -> Result<()> {
-    let link = dir.join(CURRENT);
-    if fs::read_link(&link).is_ok_and(|to| to == Path::new(&booted.to_string())) {
+/// Points the link at the booted group's data, atomically (a new link renamed over it): by name
+/// when both are in one folder (`current -> A`), else by full path.
+pub fn link_current(data: &DataConfig, booted: Group) -> Result<()> {
+    let target = location(data, booted)?;
+    fs::create_dir_all(target).map_err(io("creating", target))?;
+    let link = &data.link;
+    let parent = link.parent().unwrap_or(Path::new("."));
+    let points_to = match target.strip_prefix(parent) {
+        Ok(name) if target.parent() == Some(parent) => name.to_path_buf(),
+        _ => target.to_path_buf(),
+    };
+    if fs::read_link(link).is_ok_and(|to| to == points_to) {
         return Ok(());
     }
-    fs::create_dir_all(group_dir(dir, booted)).map_err(io("creating", &group_dir(dir, booted)))?;
-    let temp = dir.join(format!(".{CURRENT}.new"));
+    let name = link
+        .file_name()
+        .map_or("data".into(), |n| n.to_string_lossy().into_owned());
+    let temp = parent.join(format!(".{name}.new"));
     let _ = fs::remove_file(&temp);
-    std::os::unix::fs::symlink(booted.to_string(), &temp).map_err(io("linking", &temp))?;
-    fs::rename(&temp, &link).map_err(io("renaming to", &link))
+    std::os::unix::fs::symlink(&points_to, &temp).map_err(io("linking", &temp))?;
+    fs::rename(&temp, link).map_err(io("renaming to", link))
+}
+
+fn location(data: &DataConfig, group: Group) -> Result<&Path> {
+    data.of(group)
+        .ok_or_else(|| UpdaterError::Refused(format!("[data] names no location for group {group}")))
 }
 
 /// A group's data as `updater status` shows it.
@@ -58,10 +66,10 @@ pub struct GroupData {
     pub bytes: Option<u64>,
 }
 
-pub fn describe(dir: &Path, group: Group) -> GroupData {
-    let path = group_dir(dir, group);
+pub fn describe(data: &DataConfig, group: Group) -> Option<GroupData> {
+    let path = data.of(group)?.to_path_buf();
     let bytes = path.is_dir().then(|| usage(&path));
-    GroupData { path, bytes }
+    Some(GroupData { path, bytes })
 }
 
 /// Bytes in the files under `path` (each hard-linked file once, links not followed).
@@ -87,9 +95,9 @@ fn usage(path: &Path) -> u64 {
     total
 }
 
-/// `cp -a`: owners, modes, times, extended attributes, symbolic and hard links kept; with GNU cp,
-/// `--reflink=auto` shares the blocks where the file system can (btrfs, XFS). Busybox's cp has
-/// no `--reflink` and copies.
+/// `cp -a FROM/. TO`: the folder's content with owners, modes, times, extended attributes,
+/// symbolic and hard links kept; with GNU cp, `--reflink=auto` shares the blocks where the file
+/// system can (btrfs, XFS). Busybox's cp has no `--reflink` and copies.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let attempt = |reflink: bool| {
         let mut command = Command::new("cp");
@@ -97,17 +105,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         if reflink {
             command.arg("--reflink=auto");
         }
-        command.arg(from).arg(to).output()
+        command.arg(from.join(".")).arg(to).output()
     };
     let mut output = attempt(true).map_err(io("copying data to", to))?;
     if !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("reflink") {
-        let _ = fs::remove_dir_all(to);
+        empty(to)?;
         output = attempt(false).map_err(io("copying data to", to))?;
     }
     if output.status.success() {
         return Ok(());
     }
-    let _ = fs::remove_dir_all(to);
     let said = String::from_utf8_lossy(&output.stderr);
     Err(io("copying data to", to)(std::io::Error::other(
         said.lines()
@@ -118,11 +125,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     )))
 }
 
-fn remove(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("removing", path)(e)),
-        _ => Ok(()),
+/// Removes everything inside the folder `dir`, but not the folder.
+fn empty(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(io("reading", dir))? {
+        let path = entry.map_err(io("reading", dir))?.path();
+        let meta = path.symlink_metadata().map_err(io("removing", &path))?;
+        let removed = match meta.is_dir() {
+            true => fs::remove_dir_all(&path),
+            false => fs::remove_file(&path),
+        };
+        removed.map_err(io("removing", &path))?;
     }
+    Ok(())
 }
 
 fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> UpdaterError {

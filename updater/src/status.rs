@@ -75,9 +75,9 @@ pub fn status(config: &Config) -> Result<Status> {
                     .map(|g| g.components.clone())
                     .unwrap_or_default(),
                 data: config
-                    .data_dir
+                    .data
                     .as_ref()
-                    .map(|dir| crate::data::describe(dir, group)),
+                    .and_then(|data| crate::data::describe(data, group)),
             };
             (group, status)
         })

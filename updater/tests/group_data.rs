@@ -146,8 +146,73 @@ fn data_link_needs_a_data_folder_in_the_config() {
     assert_fails(
         &device.updater(&["data-link"]),
         3,
-        "[data] dir is not set: there is no data to link",
+        "[data] is not set: there is no data to link",
     );
+}
+
+/// A location per group (here B's is a file system of its own, mounted: as a partition per group
+/// would be) and a link elsewhere.
+#[test]
+fn each_group_may_have_a_location_of_its_own_even_a_mount_point() {
+    let device = Device::with_config(&format!(
+        "{CONFIG}\n[data]\nA = \"data-a\"\nB = \"data-b\"\nlink = \"app-data\"\n"
+    ));
+    fs::create_dir_all(device.path("data-a")).unwrap();
+    fs::write(device.path("data-a/settings.toml"), "speed = 3\n").unwrap();
+    fs::create_dir_all(device.path("data-b")).unwrap();
+    common::run(
+        "mount",
+        &[
+            "-t",
+            "tmpfs",
+            "tmpfs",
+            device.path("data-b").to_str().unwrap(),
+        ],
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _mounted = Unmount(device.path("data-b"));
+    fs::write(device.path("data-b/stale"), "from an older B").unwrap();
+
+    succeeded(&device.install(&bundle(&device, "2.0.0", MIGRATE)));
+    assert_eq!(read(&device.path("data-b/settings.toml")), "velocity = 3\n");
+    assert!(
+        !device.path("data-b/stale").exists(),
+        "B's old data is gone"
+    );
+    assert_eq!(read(&device.path("data-a/settings.toml")), "speed = 3\n");
+    device.set_booted("B");
+    succeeded(&device.updater(&["data-link"]));
+    assert_eq!(
+        fs::read_link(device.path("app-data")).unwrap(),
+        Path::new("data-b")
+    );
+    let status = device.status();
+    assert_eq!(
+        status["slots"]["B"]["data"]["path"],
+        device.path("data-b").display().to_string()
+    );
+    assert!(status["slots"]["R"]["data"].is_null(), "R has no location");
+}
+
+#[test]
+fn a_half_given_data_config_is_refused() {
+    for (data, message) in [
+        (
+            "dir = \"d\"\nA = \"a\"",
+            "give either dir or A, B (R) and link",
+        ),
+        ("A = \"a\"\nlink = \"l\"", "A and B are both needed"),
+        ("A = \"a\"\nB = \"b\"", "link is needed with A and B"),
+        ("A = \"a\"\nB = \"a\"\nlink = \"l\"", "is named twice"),
+    ] {
+        let device = Device::with_config(&format!("{CONFIG}\n[data]\n{data}\n"));
+        assert_fails(&device.updater(&["status"]), 3, message);
+    }
 }
 
 #[test]

@@ -160,11 +160,11 @@ pub fn boot_check(config: &Config) -> Result<BootCheckReport> {
     }
 
     let rolled_back_from = detect_fallback(&boot, &mut state, booted);
-    // The application finds the booted group's data at `current`, whichever group that is. The
-    // data partition is shared: a fallback would not mend it.
+    // The application finds the booted group's data at the link, whichever group that is (also set
+    // earlier by updater-data.service). The data partition is shared: a fallback would not mend it.
     let mut failures = Vec::new();
-    if let Some(dir) = &config.data_dir {
-        if let Err(e) = crate::data::link_current(dir, booted) {
+    if let Some(data) = &config.data {
+        if let Err(e) = crate::data::link_current(data, booted) {
             failures.push(Failure::shared(format!("data: {e}")));
         }
     }

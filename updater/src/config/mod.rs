@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 mod boot_check;
 mod bootloader;
+mod data;
 mod fleet;
 mod hooks;
 mod http;
@@ -17,6 +18,7 @@ pub use boot_check::{
     BootCheckConfig, Check, CheckKind, IndexCheck, OnFailure, OnRuntimeFailure, Scope,
 };
 pub use bootloader::{BootloaderConfig, Location};
+pub use data::DataConfig;
 pub use fleet::{
     AfterInstall, ApiConfig, DeviceId, FleetConfig, Pin, DEFAULT_INTERVAL, DEFAULT_LISTEN,
 };
@@ -28,6 +30,7 @@ use crate::error::{Result, UpdaterError};
 use crate::group::Group;
 use boot_check::{boot_check_config, RawBootCheck};
 use bootloader::{bootloader_config, RawBootloader};
+use data::RawData;
 use fleet::{api_config, fleet_config, RawApi, RawFleet};
 use hooks::RawHooks;
 use http::RawHttp;
@@ -55,8 +58,8 @@ pub struct Config {
     /// Time limits and trusted CAs of every HTTP(S) request.
     pub http: HttpSettings,
     pub hooks: HooksConfig,
-    /// `[data] dir`: each group's data in a folder of its own below it (docs/data.md).
-    pub data_dir: Option<PathBuf>,
+    /// `[data]`: each group's own copy of the application's data (docs/data.md).
+    pub data: Option<DataConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,12 +120,6 @@ pub struct DbusConfig {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RawData {
-    dir: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawBoot {
     booted: Option<String>,
     cmdline: Option<PathBuf>,
@@ -155,7 +152,7 @@ impl Config {
             http: HttpSettings::default(),
             dbus: DbusConfig::default(),
             hooks: HooksConfig::default(),
-            data_dir: None,
+            data: None,
         }
     }
 }
@@ -271,6 +268,7 @@ impl Config {
         let api = api_config(raw.api).map_err(bad)?;
         let http = raw.http.settings(&resolve).map_err(bad)?;
         let hooks = raw.hooks.settings(&resolve).map_err(bad)?;
+        let data = raw.data.settings(&resolve).map_err(bad)?;
         let defaults = BlockDevices::default();
         let block_devices = BlockDevices {
             sysfs: raw.sysfs_root.map_or(defaults.sysfs, |p| resolve(&p)),
@@ -287,7 +285,7 @@ impl Config {
             api,
             http,
             hooks,
-            data_dir: raw.data.dir.map(|d| resolve(&d)),
+            data,
             dbus: raw.dbus,
             state_dir: resolve(&raw.state_dir),
             bootloader,

@@ -499,13 +499,14 @@ fn post_install(
             }
         }
     }
-    if let Some(dir) = &config.data_dir {
-        let target_data = crate::data::copy_for(dir, booted, target)?;
+    let copied = match &config.data {
+        Some(data) => crate::data::copy_for(data, booted, target)?.map(|copy| (data, copy)),
+        None => None,
+    };
+    if let Some((data, target_data)) = copied {
+        let source = data.of(booted).map(|p| p.display().to_string());
         let context = [
-            (
-                "UPDATER_DATA_SOURCE",
-                crate::data::group_dir(dir, booted).display().to_string(),
-            ),
+            ("UPDATER_DATA_SOURCE", source.unwrap_or_default()),
             ("UPDATER_DATA_TARGET", target_data.display().to_string()),
         ];
         hooks.run(HookEvent::MigrateData, &context)?;

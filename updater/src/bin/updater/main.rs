@@ -98,15 +98,12 @@ fn run(cli: &Cli) -> Result<ExitCode, UpdaterError> {
         }
         Command::BootCheck { no_reboot } => return run_boot_check(&config, *no_reboot),
         Command::DataLink => {
-            let dir = config.data_dir.as_deref().ok_or_else(|| {
-                UpdaterError::config(
-                    &config.path,
-                    "[data] dir is not set: there is no data to link",
-                )
+            let data = config.data.as_ref().ok_or_else(|| {
+                UpdaterError::config(&config.path, "[data] is not set: there is no data to link")
             })?;
             let booted = config.booted_group()?;
-            updater::data::link_current(dir, booted)?;
-            println!("{} -> {booted}", dir.join(updater::data::CURRENT).display());
+            updater::data::link_current(data, booted)?;
+            println!("{} -> {booted}", data.link.display());
         }
     }
     Ok(ExitCode::SUCCESS)
