@@ -26,6 +26,13 @@ printf 'compatible = "fuzz"\nversion = "1.0.0"\n[[image]]\nslot_class = "rootfs"
 cargo run -q -p bundle-tool -- keygen --out "$tmp/k" >/dev/null
 cargo run -q -p bundle-tool -- create --manifest "$tmp/m.toml" --key "$tmp/k.key" --output "$seed/seed.zst" >/dev/null
 zstd -dc "$seed/seed.zst" | tar -xO manifest.toml > fuzz/corpus/manifest/seed.toml
+# A second seed with a hook executable and an archive component (the entries after the signature).
+printf '#!/bin/sh\nexit 0\n' > "$tmp/hook.sh"
+tar -cf "$tmp/app.tar" -C "$tmp" hook.sh
+printf '[[image]]\nslot_class = "app"\nfile = "app.tar"\nkind = "archive"\n[hooks]\nfile = "hook.sh"\nevents = ["pre-install", "migrate-data"]\n' \
+  >> "$tmp/m.toml"
+cargo run -q -p bundle-tool -- create --manifest "$tmp/m.toml" --key "$tmp/k.key" --output "$seed/seed-hooks.zst" >/dev/null
+zstd -dc "$seed/seed-hooks.zst" | tar -xO manifest.toml > fuzz/corpus/manifest/seed-hooks.toml
 printf 'ORDER=A B\nA_LEFT=2\nB_LEFT=0\nA_OK=1\nB_OK=0\n' > fuzz/corpus/boot_env/seed.env
 cargo run -q -p bundle-tool -- release --key "$tmp/k.key" --dir "$tmp/www" --channel stable \
   --bundle "$seed/seed.zst" --rollout 5 >/dev/null

@@ -35,7 +35,8 @@ pub struct GroupStatus {
     pub version: Option<String>,
     /// Each component's version (images carry the bundle's, firmware its own).
     pub components: Vec<ComponentRecord>,
-    /// The group's own data (`[data] dir`; JSON null when not configured).
+    /// The group's own data (`[data]`; left out when the config gives the group no location).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<GroupData>,
 }
 
