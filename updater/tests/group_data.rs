@@ -208,7 +208,13 @@ fn a_half_given_data_config_is_refused() {
         ),
         ("A = \"a\"\nlink = \"l\"", "A and B are both needed"),
         ("A = \"a\"\nB = \"b\"", "link is needed with A and B"),
-        ("A = \"a\"\nB = \"a\"\nlink = \"l\"", "is named twice"),
+        ("A = \"a\"\nB = \"a\"\nlink = \"l\"", "overlap"),
+        ("A = \"a\"\nB = \"a/b\"\nlink = \"l\"", "overlap"),
+        ("A = \"a\"\nB = \"b\"\nlink = \"b/current\"", "overlap"),
+        (
+            "A = \"/\"\nB = \"b\"\nlink = \"l\"",
+            "/ cannot be a group's data",
+        ),
     ] {
         let device = Device::with_config(&format!("{CONFIG}\n[data]\n{data}\n"));
         assert_fails(&device.updater(&["status"]), 3, message);

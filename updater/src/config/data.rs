@@ -66,10 +66,24 @@ impl RawData {
                     return Err("[data]: link is needed with A and B".into());
                 };
                 let link = resolve(&link);
+                // An install empties the target's location: it must hold nothing else.
                 let mut seen: Vec<&PathBuf> = vec![&link];
                 for path in [a, b].into_iter().chain(groups.get(&Group::R)) {
-                    if seen.contains(&path) {
-                        return Err(format!("[data]: {} is named twice", path.display()));
+                    if path.parent().is_none() {
+                        return Err(format!(
+                            "[data]: {} cannot be a group's data",
+                            path.display()
+                        ));
+                    }
+                    if let Some(other) = seen
+                        .iter()
+                        .find(|o| o.starts_with(path) || path.starts_with(o))
+                    {
+                        return Err(format!(
+                            "[data]: {} and {} overlap (an install empties a group's location)",
+                            path.display(),
+                            other.display()
+                        ));
                     }
                     seen.push(path);
                 }
