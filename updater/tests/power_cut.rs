@@ -103,6 +103,7 @@ fn release(device: &Device) -> Release {
         images.push(ImageInput {
             slot_class: class.into(),
             path,
+            archive: false,
         });
     }
     let bundle = device.path("v1.1.0.zst");
