@@ -81,3 +81,23 @@ pub fn byte_ranges(bytes: &[u8]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Inputs the fuzzers once crashed on, kept so that they never come back.
+    #[test]
+    fn past_crashes_stay_fixed() {
+        // A redirect to a host that percent-decodes to a byte beyond ASCII among upper-case
+        // letters: the IDNA back end once pinned for size (idna_adapter 1.0) asserted on it.
+        let host = format!(
+            "cateNt-.{w17}'..t{w18},{w20}'..t{w62}%80{w25}.-e",
+            w17 = "W".repeat(17),
+            w18 = "W".repeat(18),
+            w20 = "W".repeat(20),
+            w62 = "W".repeat(62),
+            w25 = "W".repeat(25),
+        );
+        let response = format!("HTTP/1.1 302 FoLoca\nLocation://{host}\n\r\nLength:e2th");
+        super::http_response(response.as_bytes());
+    }
+}
