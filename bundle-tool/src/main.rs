@@ -45,10 +45,10 @@ enum Command {
         /// The bundle to write; it appears under this name only when complete.
         #[arg(long, value_name = "B.zst")]
         output: PathBuf,
-        /// zstd compression level (docs/performance.md: 6 is as small as zstd -3 of the whole
-        /// image; 3 is about 1.7 times as fast and 5 % larger).
-        #[arg(long, default_value_t = bundle::DEFAULT_LEVEL)]
-        level: i32,
+        /// zstd compression level [default: 3 for format 1, whose 4 MiB frames are then as small
+        /// as zstd -3 of the whole image; 6 for format 2's 64 KiB frames] (docs/performance.md).
+        #[arg(long)]
+        level: Option<i32>,
         /// Bundle format: 1, or 2 with a block index and 64 KiB chunks, so that a device
         /// installing from a URL downloads only the content it does not hold already
         /// (docs/bundle-format.md; updaters before format 2 cannot read it).
@@ -78,7 +78,7 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         keyring: Option<PathBuf>,
         /// zstd compression level of the new blocks.
-        #[arg(long, default_value_t = bundle::DEFAULT_LEVEL)]
+        #[arg(long, default_value_t = bundle::BLOCK_INDEXED_LEVEL)]
         level: i32,
         /// Compression threads (default: all cores).
         #[arg(long)]
@@ -198,10 +198,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             format,
             threads,
         } => {
-            let mut options = CreateOptions {
-                level,
-                ..CreateOptions::for_format(format)
-            };
+            let mut options = CreateOptions::for_format(format);
+            if let Some(level) = level {
+                options.level = level;
+            }
             if let Some(threads) = threads {
                 options.threads = threads;
             }

@@ -391,6 +391,7 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
     let mut options = CreateOptions {
         format: FORMAT_WITH_BLOCKS,
         chunk_size: new.chunk_size,
+        frame_size: new.chunk_size,
         level: args.level,
         ..CreateOptions::default()
     };

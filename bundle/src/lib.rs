@@ -35,7 +35,7 @@ pub use reader::BundleReader;
 pub use seek_table::{SeekEntry, SeekTable};
 pub use writer::{
     create_bundle, create_delta_bundle, BundleInput, CreateOptions, CreateReport, DeltaImage,
-    FirmwareInput, HooksInput, ImageInput, DEFAULT_LEVEL,
+    FirmwareInput, HooksInput, ImageInput, BLOCK_INDEXED_LEVEL, DEFAULT_FRAME_SIZE, DEFAULT_LEVEL,
 };
 
 /// Checks a signature entry (the format of a bundle's `manifest.sig`) over `message`; returns the

@@ -1,9 +1,12 @@
-//! Creates a bundle: hashes every image (whole and per chunk), writes and signs the manifest, then
-//! compresses the chunks on all cores, one independent zstd frame each, and closes with the seek
-//! table. The output appears under its final name only once it is complete.
+//! Creates a bundle in one pass over each image: on all cores, every frame's worth of image is
+//! read once, its chunks hashed and the frame compressed (an independent zstd frame), while one
+//! more thread hashes the whole image. The frames wait in an unlinked scratch file until the
+//! manifest, which must come first, is written and signed; then they are copied after it (in the
+//! kernel) and the seek table closes the bundle. The output appears under its final name only
+//! once it is complete.
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +23,7 @@ use crate::{
     block_key, hash_chunk, signature, BundleError, ChunkDigest, Component, ComponentKind,
     FirmwareTarget, HookEvent, Hooks, KeyId, Manifest, SigningKey, BLOCK_INDEXED_CHUNK_SIZE,
     BLOCK_SIZE, DEFAULT_CHUNK_SIZE, FORMAT_VERSION, FORMAT_WITH_BLOCKS, HOOKS_ENTRY,
-    MANIFEST_ENTRY, MAX_HOOKS_SIZE, SIGNATURE_ENTRY,
+    MANIFEST_ENTRY, MAX_CHUNK_SIZE, MAX_HOOKS_SIZE, SIGNATURE_ENTRY,
 };
 
 /// What a release engineer asks for (the input manifest of `bundle-tool create`).
@@ -162,15 +165,24 @@ impl BundleInput {
     }
 }
 
-/// Per-chunk frames cannot match across chunks, so level 6 is what it takes to be no larger than a
-/// single-stream `zstd -3` (bench/run prints both sizes).
-pub const DEFAULT_LEVEL: i32 = 6;
+/// The compression level of a format-1 bundle: its 4 MiB frames at level 3 are no larger than a
+/// single-stream `zstd -3` of the image (bench/run prints both sizes).
+pub const DEFAULT_LEVEL: i32 = 3;
+/// Format 2 fetches every 64 KiB chunk as a frame of its own; frames that small cannot match
+/// across each other, so they need level 6 to come near `zstd -3` of the whole image.
+pub const BLOCK_INDEXED_LEVEL: i32 = 6;
+/// Bytes of image per zstd frame in format 1: four chunks. Fewer frames compress better (a frame
+/// cannot refer to the one before); a reader's memory is bounded by `MAX_CHUNK_SIZE` per frame.
+pub const DEFAULT_FRAME_SIZE: u32 = 4 * DEFAULT_CHUNK_SIZE;
 
 #[derive(Debug, Clone, Copy)]
 pub struct CreateOptions {
     /// 1, or 2 for a block index in the manifest (adaptive installs; docs/bundle-format.md).
     pub format: u32,
     pub chunk_size: u32,
+    /// Bytes of image per zstd frame: a multiple of `chunk_size`, at most `MAX_CHUNK_SIZE`.
+    /// Format 2 needs a frame per chunk, as a device fetches chunks alone.
+    pub frame_size: u32,
     pub level: i32,
     pub threads: usize,
 }
@@ -179,26 +191,46 @@ impl CreateOptions {
     /// The defaults of `format`: format 2 fetches content in 64 KiB chunks, so that a device that
     /// lacks one 4 KiB block does not download a whole megabyte for it.
     pub fn for_format(format: u32) -> Self {
-        CreateOptions {
-            format,
-            chunk_size: if format >= FORMAT_WITH_BLOCKS {
-                BLOCK_INDEXED_CHUNK_SIZE
-            } else {
-                DEFAULT_CHUNK_SIZE
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        match format >= FORMAT_WITH_BLOCKS {
+            true => CreateOptions {
+                format,
+                chunk_size: BLOCK_INDEXED_CHUNK_SIZE,
+                frame_size: BLOCK_INDEXED_CHUNK_SIZE,
+                level: BLOCK_INDEXED_LEVEL,
+                threads,
             },
-            ..CreateOptions::default()
+            false => CreateOptions {
+                format,
+                chunk_size: DEFAULT_CHUNK_SIZE,
+                frame_size: DEFAULT_FRAME_SIZE,
+                level: DEFAULT_LEVEL,
+                threads,
+            },
         }
+    }
+
+    fn check(&self) -> Result<(), BundleError> {
+        let chunk = self.chunk_size;
+        let frame = self.frame_size;
+        if frame == 0 || !frame.is_multiple_of(chunk) || frame > MAX_CHUNK_SIZE {
+            return Err(BundleError::BadInput(format!(
+                "a frame of {frame} bytes must hold whole chunks of {chunk} and at most \
+                 {MAX_CHUNK_SIZE} bytes"
+            )));
+        }
+        if self.format >= FORMAT_WITH_BLOCKS && frame != chunk {
+            return Err(BundleError::BadInput(
+                "format 2 needs a frame per chunk (devices fetch chunks alone)".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
 impl Default for CreateOptions {
     fn default() -> Self {
-        CreateOptions {
-            format: FORMAT_VERSION,
-            chunk_size: DEFAULT_CHUNK_SIZE,
-            level: DEFAULT_LEVEL,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        }
+        CreateOptions::for_format(FORMAT_VERSION)
     }
 }
 
@@ -244,9 +276,14 @@ pub fn create_delta_bundle(
     if keys.is_empty() {
         return Err(BundleError::BadInput("no signing key given".into()));
     }
+    options.check()?;
     let threads = options.threads.max(1);
-    let mut files = Vec::new();
     let mut components = Vec::new();
+    // The archive after the head, built in the same pass that hashes the images.
+    let mut payload = FrameWriter::new(
+        BufWriter::with_capacity(1 << 20, scratch_file(output)?),
+        options,
+    );
     let sources = input
         .images
         .iter()
@@ -296,14 +333,23 @@ pub fn create_delta_bundle(
             None => entry,
         };
         let with_blocks = options.format >= FORMAT_WITH_BLOCKS && delta.is_none();
-        let (sha256, chunks, blocks) = hash_image(
+        let size = meta.len();
+        payload
+            .structure
+            .extend_from_slice(&tar::encode_header(&entry, size));
+        payload.flush_structure()?;
+        let (sha256, chunks, blocks) = pack_image(
             &file,
-            meta.len(),
-            options.chunk_size,
+            size,
+            options,
             with_blocks,
             threads,
             path,
+            &mut payload,
         )?;
+        payload
+            .structure
+            .resize(payload.structure.len() + tar::padding(size), 0);
         components.push(Component {
             kind,
             slot_class: firmware.is_none().then(|| name.clone()),
@@ -311,7 +357,7 @@ pub fn create_delta_bundle(
             target: firmware.map(|f| f.target.clone()),
             name,
             entry,
-            size: delta.map_or(meta.len(), |d| d.size),
+            size: delta.map_or(size, |d| d.size),
             sha256: delta.map_or(sha256, |d| d.sha256),
             chunks: delta.map_or_else(|| chunks.clone(), |d| d.chunks.clone()),
             blocks: with_blocks.then_some(blocks),
@@ -320,13 +366,16 @@ pub fn create_delta_bundle(
                 base_size: d.base_size,
                 base_xxh3: d.base_xxh3,
                 ops: d.ops.clone(),
-                data_size: meta.len(),
+                data_size: size,
                 data_sha256: sha256,
                 data_chunks: chunks,
             }),
         });
-        files.push(file);
     }
+    payload
+        .structure
+        .resize(payload.structure.len() + 2 * BLOCK, 0);
+    payload.flush_structure()?;
     let hook_bytes = input.hooks.as_ref().map(read_hooks).transpose()?;
     let manifest = Manifest {
         format: options.format,
@@ -361,17 +410,7 @@ pub fn create_delta_bundle(
         if let Some(bytes) = &hook_bytes {
             out.entry(HOOKS_ENTRY, bytes)?;
         }
-        for (component, file) in manifest.components.iter().zip(&files) {
-            let size = component.entry_size();
-            out.structure
-                .extend_from_slice(&tar::encode_header(&component.entry, size));
-            out.flush_structure()?;
-            compress_chunks(file, size, options, threads, &mut out)?;
-            out.structure
-                .resize(out.structure.len() + tar::padding(size), 0);
-        }
-        out.structure.resize(out.structure.len() + 2 * BLOCK, 0);
-        out.flush_structure()?;
+        out.append(payload)?;
         let size = out.finish()?;
         fs::rename(&temp, output)
             .map_err(BundleError::io(format!("renaming to {}", output.display())))?;
@@ -405,120 +444,68 @@ fn read_hooks(hooks: &HooksInput) -> Result<Vec<u8>, BundleError> {
 }
 
 fn temp_path(output: &Path) -> PathBuf {
+    sibling(output, "tmp")
+}
+
+fn sibling(output: &Path, suffix: &str) -> PathBuf {
     let name = output
         .file_name()
         .map_or("bundle".into(), |n| n.to_string_lossy().into_owned());
-    output.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    output.with_file_name(format!(".{name}.{}.{suffix}", std::process::id()))
+}
+
+/// A scratch file beside the output for the frames until the head is written; unlinked at once,
+/// so nothing is left behind whatever happens.
+fn scratch_file(output: &Path) -> Result<File, BundleError> {
+    let path = sibling(output, "frames");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(BundleError::io(format!("creating {}", path.display())))?;
+    fs::remove_file(&path).map_err(BundleError::io(format!("removing {}", path.display())))?;
+    Ok(file)
 }
 
 /// The image's SHA-256, each chunk's, and (when `with_blocks`) each block's key.
 type ImageDigests = (ChunkDigest, Vec<ChunkDigest>, Vec<u64>);
 
-/// Hashes the whole image in one thread while the others hash its chunks (and their blocks).
-fn hash_image(
-    file: &File,
-    size: u64,
-    chunk_size: u32,
-    with_blocks: bool,
-    threads: usize,
-    path: &Path,
-) -> Result<ImageDigests, BundleError> {
-    let count = size.div_ceil(u64::from(chunk_size));
-    let next = AtomicU64::new(0);
-    let io_err = || BundleError::io(format!("reading image {}", path.display()));
-    std::thread::scope(|scope| {
-        let whole = scope.spawn(|| -> Result<ChunkDigest, BundleError> {
-            let mut hasher = Sha256::new();
-            let mut reader = file.try_clone().map_err(io_err())?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut total = 0u64;
-            loop {
-                let n = reader.read(&mut buf).map_err(io_err())?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-                total += n as u64;
-            }
-            if total != size {
-                return Err(BundleError::BadInput(format!(
-                    "image {} changed while it was read",
-                    path.display()
-                )));
-            }
-            Ok(hasher.finalize().into())
-        });
-        let (tx, rx) = mpsc::channel();
-        for _ in 0..threads.saturating_sub(1).max(1) {
-            let tx = tx.clone();
-            let next = &next;
-            scope.spawn(move || {
-                let mut buf = vec![0u8; chunk_size as usize];
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= count {
-                        break;
-                    }
-                    let result = read_chunk(file, size, chunk_size, i, &mut buf)
-                        .map(|len| {
-                            let data = &buf[..len];
-                            let keys: Vec<u64> = match with_blocks {
-                                true => data.chunks(BLOCK_SIZE as usize).map(block_key).collect(),
-                                false => Vec::new(),
-                            };
-                            (hash_chunk(data), keys)
-                        })
-                        .map_err(io_err());
-                    if tx.send((i, result)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        let mut chunks = vec![[0u8; 32]; count as usize];
-        let mut chunk_blocks = vec![Vec::new(); count as usize];
-        for (i, result) in rx {
-            let (digest, keys) = result?;
-            chunks[i as usize] = digest;
-            chunk_blocks[i as usize] = keys;
-        }
-        let whole = whole.join().expect("hashing thread panicked")?;
-        Ok((whole, chunks, chunk_blocks.concat()))
-    })
+/// One frame's worth of an image, hashed and compressed.
+struct Packed {
+    frame: Vec<u8>,
+    len: usize,
+    chunks: Vec<ChunkDigest>,
+    blocks: Vec<u64>,
 }
 
-fn read_chunk(
-    file: &File,
-    size: u64,
-    chunk_size: u32,
-    index: u64,
-    buf: &mut [u8],
-) -> std::io::Result<usize> {
-    let offset = index * u64::from(chunk_size);
-    let len = (size - offset).min(u64::from(chunk_size)) as usize;
-    file.read_exact_at(&mut buf[..len], offset)?;
-    Ok(len)
-}
-
-/// Compresses a component's chunks on `threads` workers and writes the frames in order.
-fn compress_chunks(
+/// The single pass over an image: `threads` workers each read a frame's worth, hash its chunks
+/// (and key its blocks) and compress it, while one more thread reads the image in order for the
+/// whole image's digest (sharing the workers' buffers with it, in order, was slower: they are no
+/// longer in the cache by then). The frames go to `out` in order.
+fn pack_image(
     file: &File,
     size: u64,
     options: &CreateOptions,
+    with_blocks: bool,
     threads: usize,
+    path: &Path,
     out: &mut FrameWriter,
-) -> Result<(), BundleError> {
-    let chunk_size = options.chunk_size;
-    let count = size.div_ceil(u64::from(chunk_size));
+) -> Result<ImageDigests, BundleError> {
+    let chunk_size = options.chunk_size as usize;
+    let frame_size = u64::from(options.frame_size);
+    let count = size.div_ceil(frame_size);
     let next = AtomicU64::new(0);
+    let io_err = || BundleError::io(format!("reading image {}", path.display()));
+    // Most images have long runs of zeros: their chunks all have this digest.
+    let zero_digest = hash_chunk(&vec![0u8; chunk_size]);
     std::thread::scope(|scope| {
+        let whole = scope.spawn(|| hash_whole(file, size, path));
         let (tx, rx) = mpsc::sync_channel(threads * 2);
         for _ in 0..threads {
             let tx = tx.clone();
-            let next = &next;
+            let (next, zero_digest) = (&next, &zero_digest);
             scope.spawn(move || {
-                let mut buf = vec![0u8; chunk_size as usize];
                 let mut compressor = match zstd::bulk::Compressor::new(options.level) {
                     Ok(c) => c,
                     Err(e) => {
@@ -526,18 +513,35 @@ fn compress_chunks(
                         return;
                     }
                 };
+                let mut data = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= count {
                         break;
                     }
-                    let result = read_chunk(file, size, chunk_size, i, &mut buf)
-                        .map_err(BundleError::io("reading an image"))
-                        .and_then(|len| {
+                    let result = read_piece(file, size, frame_size, i, &mut data)
+                        .map_err(io_err())
+                        .and_then(|()| {
+                            let chunks = data
+                                .chunks(chunk_size)
+                                .map(|c| match c.len() == chunk_size && is_zero(c) {
+                                    true => *zero_digest,
+                                    false => hash_chunk(c),
+                                })
+                                .collect();
+                            let blocks = match with_blocks {
+                                true => data.chunks(BLOCK_SIZE as usize).map(block_key).collect(),
+                                false => Vec::new(),
+                            };
                             let frame = compressor
-                                .compress(&buf[..len])
+                                .compress(&data)
                                 .map_err(BundleError::io("compressing a chunk"))?;
-                            Ok((frame, len))
+                            Ok(Packed {
+                                frame,
+                                len: data.len(),
+                                chunks,
+                                blocks,
+                            })
                         });
                     if tx.send((i, result)).is_err() {
                         break;
@@ -548,18 +552,64 @@ fn compress_chunks(
         drop(tx);
         let mut waiting = BTreeMap::new();
         let mut expected = 0u64;
+        let (mut chunks, mut blocks) = (Vec::new(), Vec::new());
         for (i, result) in rx {
             waiting.insert(i, result?);
-            while let Some((frame, len)) = waiting.remove(&expected) {
-                out.frame(&frame, len)?;
+            while let Some(packed) = waiting.remove(&expected) {
+                out.frame(&packed.frame, packed.len)?;
+                chunks.extend(packed.chunks);
+                blocks.extend(packed.blocks);
                 expected += 1;
             }
         }
         if expected != count {
             return Err(BundleError::BadInput("compression stopped early".into()));
         }
-        Ok(())
+        let whole = whole.join().expect("hashing thread panicked")?;
+        Ok((whole, chunks, blocks))
     })
+}
+
+fn is_zero(data: &[u8]) -> bool {
+    data.chunks(4096)
+        .all(|piece| piece.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// The whole image's SHA-256, read in order; the image must not change size meanwhile.
+fn hash_whole(file: &File, size: u64, path: &Path) -> Result<ChunkDigest, BundleError> {
+    let io_err = || BundleError::io(format!("reading image {}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut reader = file.try_clone().map_err(io_err())?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).map_err(io_err())?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    if total != size {
+        return Err(BundleError::BadInput(format!(
+            "image {} changed while it was read",
+            path.display()
+        )));
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Reads piece `index` of `piece_size` bytes (the last one may be shorter) into `buf`.
+fn read_piece(
+    file: &File,
+    size: u64,
+    piece_size: u64,
+    index: u64,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let offset = index * piece_size;
+    buf.resize((size - offset).min(piece_size) as usize, 0);
+    file.read_exact_at(buf, offset)
 }
 
 /// Writes frames and remembers their sizes for the seek table. Archive structure (headers,
@@ -613,6 +663,30 @@ impl FrameWriter {
             compressed: frame.len() as u32,
             decompressed: content as u32,
         });
+        Ok(())
+    }
+
+    /// Copies `other`'s frames after these (in the kernel where the file system can).
+    fn append(&mut self, other: FrameWriter) -> Result<(), BundleError> {
+        let io_err = BundleError::io("writing the bundle");
+        let mut frames = other
+            .out
+            .into_inner()
+            .map_err(|e| BundleError::io("writing the bundle")(e.into_error()))?;
+        self.out
+            .flush()
+            .map_err(BundleError::io("writing the bundle"))?;
+        frames
+            .seek(SeekFrom::Start(0))
+            .map_err(BundleError::io("reading back the frames"))?;
+        let copied = std::io::copy(&mut frames, self.out.get_mut()).map_err(io_err)?;
+        if copied != other.written {
+            return Err(BundleError::BadInput(
+                "the frames changed while they were copied".into(),
+            ));
+        }
+        self.written += copied;
+        self.table.entries.extend(other.table.entries);
         Ok(())
     }
 

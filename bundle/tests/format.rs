@@ -219,16 +219,77 @@ fn standard_zstd_and_tar_list_and_extract_the_bundle() {
 }
 
 #[test]
-fn seek_table_locates_every_chunk_frame() {
+fn seek_table_locates_every_frame() {
+    // Format 1: up to four chunks per frame; the rootfs (3 MiB and a bit) is the frame after
+    // manifest, signature and the rootfs header.
     let f = fixture();
     let table = SeekTable::from_bundle_tail(&f.bundle).unwrap();
-    // The first rootfs chunk is the frame after manifest, signature and the rootfs header.
     let (offset, entry) = table.offsets().nth(3).unwrap();
     let frame = &f.bundle[offset as usize..(offset + u64::from(entry.compressed)) as usize];
-    let chunk = zstd::bulk::decompress(frame, 1 << 20).unwrap();
-    assert_eq!(chunk, f.rootfs[..1 << 20]);
+    assert_eq!(zstd::bulk::decompress(frame, 4 << 20).unwrap(), f.rootfs);
     let total: u64 = table.entries.iter().map(|e| u64::from(e.compressed)).sum();
     assert_eq!(total as usize + table.encode().len(), f.bundle.len());
+
+    // Format 2: every chunk is a frame of its own, which a device can fetch alone.
+    let f = fixture_with(&CreateOptions::for_format(bundle::FORMAT_WITH_BLOCKS));
+    let table = SeekTable::from_bundle_tail(&f.bundle).unwrap();
+    for (k, (offset, entry)) in table.offsets().skip(3).take(3).enumerate() {
+        let frame = &f.bundle[offset as usize..(offset + u64::from(entry.compressed)) as usize];
+        let chunk = zstd::bulk::decompress(frame, 64 << 10).unwrap();
+        assert_eq!(chunk, f.rootfs[k << 16..(k + 1) << 16]);
+    }
+}
+
+#[test]
+fn frame_sizes_that_split_chunks_or_exceed_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("rootfs.img"), image(100_000, 1)).unwrap();
+    let (key, _) = SigningKey::generate().unwrap();
+    let input = BundleInput {
+        compatible: "acme-robot".into(),
+        version: "1.2.0".parse().unwrap(),
+        security_version: 0,
+        images: vec![ImageInput {
+            slot_class: "rootfs".into(),
+            path: dir.path().join("rootfs.img"),
+            archive: false,
+        }],
+        firmware: vec![],
+        hooks: None,
+    };
+    let out = dir.path().join("b.zst");
+    let cases = [
+        (
+            CreateOptions {
+                frame_size: 3 << 19,
+                ..Default::default()
+            },
+            "must hold whole chunks",
+        ),
+        (
+            CreateOptions {
+                frame_size: 8 << 20,
+                ..Default::default()
+            },
+            "must hold whole chunks",
+        ),
+        (
+            CreateOptions {
+                frame_size: 128 << 10,
+                ..CreateOptions::for_format(bundle::FORMAT_WITH_BLOCKS)
+            },
+            "format 2 needs a frame per chunk",
+        ),
+    ];
+    for (options, message) in cases {
+        let e = create_bundle(&input, &[&key], &out, &options).unwrap_err();
+        assert!(e.to_string().contains(message), "{e}");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "something was written"
+        );
+    }
 }
 
 fn assert_refused(bundle: &[u8], keyring: &Keyring, class: ErrorClass, message: &str) {

@@ -147,11 +147,12 @@ fn a_flipped_payload_byte_leaves_the_target_unbootable_and_the_failure_recorded(
     let (bundle, _) = device.bundle("1.1.0");
     let good = fs::read(&bundle).unwrap();
     let table = SeekTable::from_bundle_tail(&good).unwrap();
-    // Frame 3 is the rootfs's first chunk, frame 5 its last (after a full chunk).
-    for frame in [3, 5] {
-        let (offset, entry) = table.offsets().nth(frame).unwrap();
+    // Frame 3 holds the whole rootfs (three chunks): flip a byte in its first chunk's part of the
+    // frame, and one in its last's.
+    let (offset, entry) = table.offsets().nth(3).unwrap();
+    for at in [offset + 64, offset + u64::from(entry.compressed) * 7 / 8] {
         let mut bad = good.clone();
-        bad[(offset + u64::from(entry.compressed) / 2) as usize] ^= 1;
+        bad[at as usize] ^= 1;
         let path = device.write_bundle("flipped.zst", &bad);
         assert_fails(&device.install(&path), 4, "bundle is corrupt");
         assert_safe(&device);
@@ -545,7 +546,9 @@ fn defect_05_a_partial_bundle_cannot_activate_a_torn_group() {
     // Fail inside app's second chunk: B/app now holds a mix of old and new bytes.
     let good = fs::read(&both).unwrap();
     let table = SeekTable::from_bundle_tail(&good).unwrap();
-    let (offset, entry) = table.offsets().nth(3 + 3 + 1).unwrap();
+    // Frames: three of the head, rootfs, app's header, app (both chunks): flip in the middle.
+    let (offset, entry) = table.offsets().nth(3 + 1 + 1).unwrap();
+    assert_eq!(entry.decompressed, 3_000_000, "app's frame");
     let mut bad = good.clone();
     bad[(offset + u64::from(entry.compressed) / 2) as usize] ^= 1;
     let path = device.write_bundle("torn.zst", &bad);

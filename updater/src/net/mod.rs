@@ -55,13 +55,10 @@ pub struct Client {
 
 impl Client {
     pub fn new(settings: &HttpSettings) -> Result<Client> {
-        let roots = match &settings.ca_file {
-            Some(path) => with_private_cas(path)?,
-            None => RootCerts::WebPki,
-        };
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
-            .root_certs(roots)
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .root_certs(root_certs(settings.ca_file.as_deref())?)
             .build();
         let config = ureq::Agent::config_builder()
             .user_agent(USER_AGENT)
@@ -266,8 +263,20 @@ pub fn checked_url(url: &str) -> Result<url::Url> {
     Ok(parsed)
 }
 
-/// The Mozilla roots and the CA certificates (PEM) in `ca_file`.
-fn with_private_cas(ca_file: &Path) -> Result<RootCerts> {
+/// The Mozilla roots and the CA certificates (PEM) in `ca_file`. One set of roots serves both
+/// cases (ureq's own, a second copy of the same roots, is left out of the build).
+fn root_certs(ca_file: Option<&Path>) -> Result<RootCerts> {
+    let private = ca_file.map(private_cas).transpose()?.unwrap_or_default();
+    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .chain(&private)
+        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
+        .collect::<Vec<_>>();
+    Ok(RootCerts::new_with_certs(&roots))
+}
+
+/// The CA certificates (PEM) in `ca_file`; each must be usable as a root.
+fn private_cas(ca_file: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let bad = |message: String| UpdaterError::config(ca_file, message);
     let private = CertificateDer::pem_file_iter(ca_file)
         .map_err(|e| match e {
@@ -285,12 +294,7 @@ fn with_private_cas(ca_file: &Path) -> Result<RootCerts> {
             .add(certificate.clone())
             .map_err(|e| bad(format!("not a usable CA certificate: {e}")))?;
     }
-    let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .chain(&private)
-        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-        .collect::<Vec<_>>();
-    Ok(RootCerts::new_with_certs(&roots))
+    Ok(private)
 }
 
 /// Why a request failed: the server refused (an HTTP error, a bad redirect), or the transport
