@@ -16,7 +16,7 @@ else
 fi
 seed=fuzz/corpus/bundle_reader
 all=(bundle_reader manifest boot_env release_index api_request http_response boot_env_storage
-  signature byte_ranges)
+  signature byte_ranges url)
 for target in "${all[@]}"; do mkdir -p "fuzz/corpus/$target"; done
 # Targets named on the command line run alone (two halves can run side by side on two cores).
 targets=("${@:-${all[@]}}")
@@ -46,6 +46,8 @@ printf 'HTTP/1.1 302 Found\r\nLocation: ../other/b.zst\r\nTransfer-Encoding: chu
   > fuzz/corpus/http_response/seed-redirect
 printf '0001\n\r\n--0001\r\nContent-Type: application/zstd\r\nContent-Range: bytes 0-3/20\r\n\r\nabcd\r\n--0001\r\nContent-Range: bytes 10-11/20\r\n\r\nxy\r\n--0001--\r\n' \
   > fuzz/corpus/byte_ranges/seed-multipart
+printf 'https://updates.example/fleet/stable.toml\0../bundles/v2.zst?x=1#f' > fuzz/corpus/url/seed-relative
+printf 'http://[::1]:8080/a/b\0//mirror.example:81/./c/../d' > fuzz/corpus/url/seed-authority
 grub-editenv "$tmp/grubenv" create
 grub-editenv "$tmp/grubenv" set ORDER="A B" A_LEFT=2 B_LEFT=0 A_OK=1 B_OK=0
 cp "$tmp/grubenv" fuzz/corpus/boot_env_storage/seed-grubenv

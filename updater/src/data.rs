@@ -99,30 +99,23 @@ fn usage(path: &Path) -> u64 {
 /// symbolic and hard links kept; with GNU cp, `--reflink=auto` shares the blocks where the file
 /// system can (btrfs, XFS). Busybox's cp has no `--reflink` and copies.
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    let attempt = |reflink: bool| {
+    let copy = |reflink: bool| {
         let mut command = Command::new("cp");
         command.arg("-a");
         if reflink {
             command.arg("--reflink=auto");
         }
-        command.arg(from.join(".")).arg(to).output()
+        crate::process::run_tool(command.arg(from.join(".")).arg(to))
     };
-    let mut output = attempt(true).map_err(io("copying data to", to))?;
-    if !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("reflink") {
-        empty(to)?;
-        output = attempt(false).map_err(io("copying data to", to))?;
+    match copy(true) {
+        // busybox cp knows no --reflink: a plain copy, from an empty target again.
+        Err(e) if e.to_string().contains("reflink") => {
+            empty(to)?;
+            copy(false)
+        }
+        other => other,
     }
-    if output.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&output.stderr);
-    Err(io("copying data to", to)(std::io::Error::other(
-        said.lines()
-            .last()
-            .unwrap_or("cp failed")
-            .trim()
-            .to_string(),
-    )))
+    .map_err(io("copying data to", to))
 }
 
 /// Removes everything inside the folder `dir`, but not the folder.

@@ -7,6 +7,7 @@ use crate::daemon::http_server::read_request;
 use ureq::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::net::{continues_at, file_identity, redirect_target};
+use crate::url::HttpUrl;
 
 /// A request to the local API, head and body, as a client on loopback would send it.
 pub fn api_request(bytes: &[u8]) {
@@ -35,7 +36,7 @@ pub fn http_response(bytes: &[u8]) {
             headers.append(name, value);
         }
     }
-    let base = url::Url::parse("http://updates.example/fleet/stable.toml").expect("a valid URL");
+    let base = HttpUrl::parse("http://updates.example/fleet/stable.toml").expect("a valid URL");
     let _ = redirect_target(&base, status, &headers);
     let (_, length) = file_identity(&headers);
     for offset in [0, length.unwrap_or(0) / 2, length.unwrap_or(u64::MAX)] {
@@ -79,6 +80,28 @@ pub fn byte_ranges(bytes: &[u8]) {
         {
             return;
         }
+    }
+}
+
+/// A URL from a configuration, an index or a Location header, and a reference to resolve against
+/// it (the input split at its first NUL). Whatever comes out must read back as itself.
+pub fn url(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let (base, reference) = text.split_once('\0').unwrap_or((&text, ""));
+    let Ok(base) = HttpUrl::parse(base) else {
+        return;
+    };
+    assert_eq!(
+        HttpUrl::parse(base.as_str()).as_ref(),
+        Ok(&base),
+        "{base} reads back"
+    );
+    if let Ok(joined) = base.join(reference) {
+        assert_eq!(
+            HttpUrl::parse(joined.as_str()).as_ref(),
+            Ok(&joined),
+            "{joined} reads back"
+        );
     }
 }
 

@@ -35,6 +35,7 @@ pub mod source;
 pub mod state;
 pub mod status;
 pub mod storage;
+pub mod url;
 
 pub use config::Config;
 pub use error::{Result, UpdaterError};

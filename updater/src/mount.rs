@@ -64,20 +64,5 @@ impl Drop for Mounted {
 }
 
 fn run(command: &mut Command, doing: &str) -> Result<()> {
-    let output = command
-        .output()
-        .map_err(UpdaterError::io(format!("{doing}: running {command:?}")))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&output.stderr);
-    Err(UpdaterError::io(doing.to_string())(std::io::Error::other(
-        format!(
-            "{} {}",
-            said.lines().last().unwrap_or("").trim(),
-            output.status
-        )
-        .trim()
-        .to_string(),
-    )))
+    crate::process::run_tool(command).map_err(UpdaterError::io(doing.to_string()))
 }

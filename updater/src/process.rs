@@ -32,6 +32,25 @@ const POLL: Duration = Duration::from_millis(20);
 /// After the program ended, how long its output may still take to arrive.
 const DRAIN: Duration = Duration::from_secs(1);
 
+/// Runs a short system tool (mount, mkfs, cp) to its end. A failure says which program failed, how,
+/// and the last line it wrote to standard error, which is where these tools say why.
+pub fn run_tool(command: &mut Command) -> io::Result<()> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("running {program}: {e}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&output.stderr);
+    let why = said.lines().map(str::trim).rfind(|l| !l.is_empty());
+    Err(io::Error::other(match why {
+        Some(why) => format!("{program}: {why} ({})", output.status),
+        None => format!("{program}: {}", output.status),
+    }))
+}
+
 /// Runs `command` with standard input closed and standard output and error left as they are.
 pub fn run(command: &mut Command, timeout: Duration) -> io::Result<Ended> {
     let child = command.stdin(Stdio::null()).process_group(0).spawn()?;
@@ -135,6 +154,32 @@ fn read_lines(from: impl Read, output: Output, tx: &mpsc::Sender<(Output, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failing_tool_is_named_with_its_last_line_of_stderr() {
+        let mut fails = Command::new("sh");
+        fails.args([
+            "-c",
+            "echo first >&2; echo 'the reason' >&2; echo >&2; exit 3",
+        ]);
+        assert_eq!(
+            run_tool(&mut fails).unwrap_err().to_string(),
+            "sh: the reason (exit status: 3)"
+        );
+        let mut silent = Command::new("false");
+        assert_eq!(
+            run_tool(&mut silent).unwrap_err().to_string(),
+            "false: exit status: 1"
+        );
+        let mut missing = Command::new("no-such-tool-here");
+        let err = run_tool(&mut missing).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(
+            err.to_string().starts_with("running no-such-tool-here: "),
+            "{err}"
+        );
+        run_tool(Command::new("true").arg("x")).unwrap();
+    }
 
     fn sh(script: &str) -> Command {
         let mut command = Command::new("sh");

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::url::HttpUrl;
+
 /// How often the daemon looks at the index unless `interval` says otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7681";
@@ -149,10 +151,9 @@ pub(crate) fn fleet_config(
     let report_url = raw
         .report_url
         .map(|report| {
-            url::Url::parse(&url)
+            HttpUrl::parse(&url)
                 .and_then(|folder| folder.join(&report))
                 .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
                 .map(String::from)
                 .ok_or_else(|| {
                     format!("fleet.report_url '{report}' is not an http:// or https:// URL, nor one relative to fleet.url")

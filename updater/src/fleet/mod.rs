@@ -16,6 +16,7 @@ use crate::install::{install_from, InstallOptions, InstallReport};
 use crate::progress::Progress;
 use crate::source;
 use crate::state::StateDir;
+use crate::url::HttpUrl;
 use decide::{decide, Decision, Device, Reason};
 
 #[derive(Debug, Clone, Serialize)]
@@ -265,7 +266,7 @@ pub fn install_checked(
 
 /// Relative bundle URLs are relative to the index.
 fn resolve(index_url: &str, bundle_url: &str) -> Result<String> {
-    let base = url::Url::parse(index_url)
+    let base = HttpUrl::parse(index_url)
         .map_err(|e| UpdaterError::Network(format!("{index_url}: {e}")))?;
     base.join(bundle_url)
         .map(String::from)

@@ -107,20 +107,9 @@ fn format(slot: &Slot, filesystem: &SlotFilesystem, name: &str) -> Result<()> {
         command.args([label_flag, label]);
     }
     command.args(&filesystem.mkfs_options).arg(&slot.path);
-    let output = command.output().map_err(UpdaterError::io(format!(
-        "making a file system in slot {name}: running {command:?}"
-    )))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&output.stderr);
-    Err(UpdaterError::io(format!(
+    crate::process::run_tool(&mut command).map_err(UpdaterError::io(format!(
         "making a file system in slot {name}"
-    ))(io::Error::other(format!(
-        "{command:?} {}: {}",
-        output.status,
-        said.lines().last().unwrap_or("").trim()
-    ))))
+    )))
 }
 
 fn extract_unix(source: impl Read, dir: &Path, name: &str) -> Result<()> {

@@ -25,6 +25,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 use crate::cancel::CancelToken;
 pub use crate::config::{is_url, HttpSettings};
 use crate::error::{Result, UpdaterError};
+use crate::url::{HttpUrl, UrlError};
 
 pub mod ranges;
 
@@ -213,17 +214,13 @@ impl Client {
 }
 
 /// Where a redirect answer sends the request next: only to an http(s) URL with a host.
-pub fn redirect_target(
-    url: &url::Url,
-    status: u16,
-    headers: &HeaderMap,
-) -> Result<url::Url, String> {
+pub fn redirect_target(url: &HttpUrl, status: u16, headers: &HeaderMap) -> Result<HttpUrl, String> {
     let location = header(headers, "Location")
         .ok_or_else(|| format!("{url}: HTTP {status} without a usable Location"))?;
-    let next = url
-        .join(location)
-        .map_err(|e| format!("{url}: redirect to an invalid URL: {e}"))?;
-    checked_url(next.as_str()).map_err(|e| format!("{url}: redirect refused: {e}"))
+    url.join(location).map_err(|e| match e {
+        UrlError::Scheme => format!("{url}: redirect refused: '{location}': {e}"),
+        e => format!("{url}: redirect to an invalid URL: {e}"),
+    })
 }
 
 /// A header's value when it is text.
@@ -249,18 +246,8 @@ pub fn continues_at(status: u16, headers: &HeaderMap, offset: u64) -> bool {
 }
 
 /// Only http and https URLs with a host reach the HTTP library.
-pub fn checked_url(url: &str) -> Result<url::Url> {
-    let parsed =
-        url::Url::parse(url).map_err(|e| UpdaterError::Network(format!("'{url}': {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(UpdaterError::Network(format!(
-            "'{url}': only http:// and https:// URLs are fetched"
-        )));
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(UpdaterError::Network(format!("'{url}': no host")));
-    }
-    Ok(parsed)
+pub fn checked_url(url: &str) -> Result<HttpUrl> {
+    HttpUrl::parse(url).map_err(|e| UpdaterError::Network(format!("'{url}': {e}")))
 }
 
 /// The Mozilla roots and the CA certificates (PEM) in `ca_file`. One set of roots serves both
