@@ -754,13 +754,7 @@ fn write_and_verify<R: Read>(
     }
     info!(seconds = started.elapsed().as_secs_f64(), "synced");
     progress.begin(Step::ReadBack, left.iter().map(|w| w.len as u64).sum());
-    readback::finish(
-        targets,
-        &left,
-        manifest.chunk_size as usize,
-        threads,
-        progress,
-    )?;
+    readback::finish(targets, &left, threads, progress)?;
     progress.end();
     info!(seconds = started.elapsed().as_secs_f64(), "read back");
     Ok(transfer)

@@ -65,7 +65,7 @@ pub fn stream(
             Ok(())
         });
         let trail =
-            scope.spawn(move || readback::trail(targets, trail_rx, chunk_size, read_back_threads));
+            scope.spawn(move || readback::trail(targets, trail_rx, read_back_threads));
         let writer = scope.spawn(move || -> Result<Vec<Written>> {
             let mut trailing = Trailing::default();
             for chunk in write_rx {

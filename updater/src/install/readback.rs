@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
 
-use bundle::{hash_chunk, ChunkDigest, VerifiedChunk};
+use bundle::{ChunkDigest, VerifiedChunk};
+use sha2::{Digest, Sha256};
 use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
 
 use crate::error::{Result, UpdaterError};
@@ -24,6 +25,8 @@ use crate::progress::Progress;
 /// Chunks between the writer and the read-back: by the time the read-back waits for a chunk to
 /// reach the device, the kernel has usually written it already.
 pub const LAG: usize = 8;
+/// A chunk is read back and hashed in pieces of this size: each read-back thread's buffer.
+const PIECE: usize = 256 << 10;
 
 /// A slot being written, with a second handle opened only for reading it back.
 pub struct SlotTarget {
@@ -140,17 +143,25 @@ fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
     let Some(reader) = &target.reader else {
         return Ok(());
     };
-    let buf = &mut buf[..chunk.len];
-    reader
-        .read_exact_at(buf, chunk.offset)
-        .map_err(UpdaterError::io(format!(
-            "reading back slot {}",
-            target.name
-        )))?;
+    let mut hasher = Sha256::new();
+    let end = chunk.offset + chunk.len as u64;
+    let mut at = chunk.offset;
+    while at < end {
+        let len = (end - at).min(buf.len() as u64) as usize;
+        let piece = &mut buf[..len];
+        reader
+            .read_exact_at(piece, at)
+            .map_err(UpdaterError::io(format!(
+                "reading back slot {}",
+                target.name
+            )))?;
+        hasher.update(&*piece);
+        at += piece.len() as u64;
+    }
     // What was read back is not needed again: left cached, a whole slot's worth would crowd out
     // the application's pages (and, under systemd's MemoryMax=, the updater's own).
     let _ = drop_cached(reader, chunk.offset as i64, chunk.len as i64);
-    if hash_chunk(buf) == chunk.digest {
+    if ChunkDigest::from(hasher.finalize()) == chunk.digest {
         Ok(())
     } else {
         Err(UpdaterError::ReadBack {
@@ -160,15 +171,11 @@ fn check(target: &SlotTarget, chunk: &Written, buf: &mut [u8]) -> Result<()> {
     }
 }
 
-/// Runs `work` on `threads` threads, each with a chunk buffer of its own; the first error wins.
-fn on_threads(
-    threads: usize,
-    chunk_size: usize,
-    work: impl Fn(&mut [u8]) -> Result<()> + Sync,
-) -> Result<()> {
+/// Runs `work` on `threads` threads, each with a read buffer of its own; the first error wins.
+fn on_threads(threads: usize, work: impl Fn(&mut [u8]) -> Result<()> + Sync) -> Result<()> {
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))
-            .map(|_| scope.spawn(|| work(&mut vec![0u8; chunk_size])))
+            .map(|_| scope.spawn(|| work(&mut vec![0u8; PIECE])))
             .collect();
         let results: Vec<Result<()>> = workers
             .into_iter()
@@ -184,13 +191,12 @@ fn on_threads(
 pub fn trail(
     targets: &[SlotTarget],
     written: Receiver<Written>,
-    chunk_size: usize,
     threads: usize,
 ) -> Result<Vec<Written>> {
     let written = Mutex::new(written);
     let unflushable: Vec<AtomicBool> = targets.iter().map(|_| AtomicBool::new(false)).collect();
     let left = Mutex::new(Vec::new());
-    on_threads(threads, chunk_size, |buf| loop {
+    on_threads(threads, |buf| loop {
         let next = written.lock().expect("read-back queue").recv();
         let Ok(chunk) = next else { return Ok(()) };
         let target = &targets[chunk.target];
@@ -211,12 +217,11 @@ pub fn trail(
 pub fn finish(
     targets: &[SlotTarget],
     left: &[Written],
-    chunk_size: usize,
     threads: usize,
     progress: &Progress,
 ) -> Result<()> {
     let next = AtomicUsize::new(0);
-    on_threads(threads, chunk_size, |buf| loop {
+    on_threads(threads, |buf| loop {
         let Some(chunk) = left.get(next.fetch_add(1, Ordering::Relaxed)) else {
             return Ok(());
         };
@@ -267,7 +272,7 @@ mod tests {
         tx.send(written(0)).unwrap();
         tx.send(written(1)).unwrap();
         drop(tx);
-        let left = trail(&[target], rx, 4, 2).unwrap();
+        let left = trail(&[target], rx, 2).unwrap();
         assert_eq!(left.len(), 2);
     }
 
@@ -282,16 +287,46 @@ mod tests {
             reader: Some(File::open(&path).unwrap()),
         };
         let mut chunk = written(1);
-        chunk.digest = hash_chunk(b"efgh");
+        chunk.digest = bundle::hash_chunk(b"efgh");
         let (tx, rx) = std::sync::mpsc::channel();
         tx.send(chunk).unwrap();
-        chunk.digest = hash_chunk(b"EFGH");
+        chunk.digest = bundle::hash_chunk(b"EFGH");
         tx.send(chunk).unwrap();
         drop(tx);
-        let err = trail(&[target], rx, 4, 2).unwrap_err();
+        let err = trail(&[target], rx, 2).unwrap_err();
         assert!(
             matches!(err, UpdaterError::ReadBack { chunk: 1, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_chunk_longer_than_the_read_buffer_is_checked_to_its_last_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("slot");
+        let good: Vec<u8> = (0..PIECE * 2 + 1000).map(|i| (i % 251) as u8).collect();
+        let mut slot = good.clone();
+        let last = slot.len() - 1;
+        slot[last] ^= 1;
+        std::fs::write(&path, &slot).unwrap();
+        let target = SlotTarget {
+            name: "B/rootfs".into(),
+            file: std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+            reader: Some(File::open(&path).unwrap()),
+        };
+        let chunk = Written {
+            target: 0,
+            index: 0,
+            offset: 0,
+            len: good.len(),
+            digest: bundle::hash_chunk(&good),
+        };
+        let mut buf = vec![0u8; PIECE];
+        assert!(matches!(
+            check(&target, &chunk, &mut buf),
+            Err(UpdaterError::ReadBack { chunk: 0, .. })
+        ));
+        std::fs::write(&path, &good).unwrap();
+        check(&target, &chunk, &mut buf).unwrap();
     }
 }

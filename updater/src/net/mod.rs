@@ -41,7 +41,7 @@ const PIECES_IN_FLIGHT: usize = 4;
 const PIECE: usize = 256 << 10;
 /// Bytes a download may hold beyond what its reader took (see `Transfer::wait_for_reader`).
 const MIN_LEAD: u64 = 64 << 10;
-const MAX_LEAD: u64 = 2 << 20;
+const MAX_LEAD: u64 = 1 << 20;
 
 /// A response with its body still to be read.
 pub type Response = ureq::http::Response<ureq::Body>;
