@@ -272,6 +272,13 @@ mod ops_text {
 
 // --- Delta bundles: made from two full bundles ---
 
+/// A delta is streamed whole, never fetched in parts, so its chunks need not be as small as format
+/// 2's: the device writes, checks and reads back the image it rebuilds in 256 KiB pieces rather
+/// than in the new bundle's 64 KiB ones, a quarter of the work per byte at the same memory (the
+/// chunk hashes are the new image's, computed here from the new bundle's checked content, and
+/// signed with the delta).
+pub const DELTA_CHUNK_SIZE: u32 = 256 << 10;
+
 /// What `create` makes a delta bundle of, and how.
 pub struct DeltaRequest<'a> {
     pub from: &'a Path,
@@ -364,7 +371,7 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
                 ops: encode(&ops),
                 size: component.size,
                 sha256: component.sha256,
-                chunks: component.chunks.clone(),
+                chunks: chunk_digests(path, component.size, DELTA_CHUNK_SIZE)?,
             });
             input.path = data_path;
         }
@@ -390,8 +397,8 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
     };
     let mut options = CreateOptions {
         format: FORMAT_WITH_BLOCKS,
-        chunk_size: new.chunk_size,
-        frame_size: new.chunk_size,
+        chunk_size: DELTA_CHUNK_SIZE,
+        frame_size: DELTA_CHUNK_SIZE,
         level: args.level,
         ..CreateOptions::default()
     };
@@ -400,6 +407,22 @@ pub fn create(args: &DeltaRequest) -> Result<(Manifest, Manifest, u64), BundleEr
     }
     let report = create_delta_bundle(&input, &deltas, args.keys, args.output, &options)?;
     Ok((old, report.manifest, report.bundle_size))
+}
+
+/// The SHA-256 of every `chunk_size` piece of the `size`-byte image at `path`.
+fn chunk_digests(path: &Path, size: u64, chunk_size: u32) -> Result<Vec<ChunkDigest>, BundleError> {
+    let mut file = open(path)?;
+    let mut buf = vec![0u8; chunk_size as usize];
+    let mut digests = Vec::with_capacity(size.div_ceil(u64::from(chunk_size)) as usize);
+    let mut left = size;
+    while left > 0 {
+        let piece = &mut buf[..left.min(u64::from(chunk_size)) as usize];
+        file.read_exact(piece)
+            .map_err(BundleError::io(format!("reading {}", path.display())))?;
+        digests.push(crate::hash_chunk(piece));
+        left -= piece.len() as u64;
+    }
+    Ok(digests)
 }
 
 /// Every component of a bundle into its own file under `dir`, each chunk checked on the way

@@ -64,8 +64,7 @@ pub fn stream(
             }
             Ok(())
         });
-        let trail =
-            scope.spawn(move || readback::trail(targets, trail_rx, read_back_threads));
+        let trail = scope.spawn(move || readback::trail(targets, trail_rx, read_back_threads));
         let writer = scope.spawn(move || -> Result<Vec<Written>> {
             let mut trailing = Trailing::default();
             for chunk in write_rx {

@@ -16,8 +16,8 @@ use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
 
 use bundle::{ChunkDigest, VerifiedChunk};
-use sha2::{Digest, Sha256};
 use nix::fcntl::{posix_fadvise, PosixFadviseAdvice};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Result, UpdaterError};
 use crate::progress::Progress;
