@@ -506,10 +506,10 @@ fn pack_image(
             let tx = tx.clone();
             let (next, zero_digest) = (&next, &zero_digest);
             scope.spawn(move || {
-                let mut compressor = match zstd::bulk::Compressor::new(options.level) {
-                    Ok(c) => c,
+                let mut packer = match Packer::new(options, with_blocks, zero_digest) {
+                    Ok(packer) => packer,
                     Err(e) => {
-                        let _ = tx.send((0, Err(BundleError::io("creating a zstd compressor")(e))));
+                        let _ = tx.send((0, Err(e)));
                         return;
                     }
                 };
@@ -521,28 +521,7 @@ fn pack_image(
                     }
                     let result = read_piece(file, size, frame_size, i, &mut data)
                         .map_err(io_err())
-                        .and_then(|()| {
-                            let chunks = data
-                                .chunks(chunk_size)
-                                .map(|c| match c.len() == chunk_size && is_zero(c) {
-                                    true => *zero_digest,
-                                    false => hash_chunk(c),
-                                })
-                                .collect();
-                            let blocks = match with_blocks {
-                                true => data.chunks(BLOCK_SIZE as usize).map(block_key).collect(),
-                                false => Vec::new(),
-                            };
-                            let frame = compressor
-                                .compress(&data)
-                                .map_err(BundleError::io("compressing a chunk"))?;
-                            Ok(Packed {
-                                frame,
-                                len: data.len(),
-                                chunks,
-                                blocks,
-                            })
-                        });
+                        .and_then(|()| packer.pack(&data));
                     if tx.send((i, result)).is_err() {
                         break;
                     }
@@ -568,6 +547,72 @@ fn pack_image(
         let whole = whole.join().expect("hashing thread panicked")?;
         Ok((whole, chunks, blocks))
     })
+}
+
+/// A worker's hashing and compression of frames.
+struct Packer<'a> {
+    compressor: zstd::bulk::Compressor<'static>,
+    chunk_size: usize,
+    frame_size: usize,
+    with_blocks: bool,
+    zero_digest: &'a ChunkDigest,
+    /// A whole frame of zeros, compressed: images have many.
+    zero_frame: Option<Vec<u8>>,
+}
+
+impl<'a> Packer<'a> {
+    fn new(
+        options: &CreateOptions,
+        with_blocks: bool,
+        zero_digest: &'a ChunkDigest,
+    ) -> Result<Self, BundleError> {
+        Ok(Packer {
+            compressor: zstd::bulk::Compressor::new(options.level)
+                .map_err(BundleError::io("creating a zstd compressor"))?,
+            chunk_size: options.chunk_size as usize,
+            frame_size: options.frame_size as usize,
+            with_blocks,
+            zero_digest,
+            zero_frame: None,
+        })
+    }
+
+    fn pack(&mut self, data: &[u8]) -> Result<Packed, BundleError> {
+        let mut all_zero = data.len() == self.frame_size;
+        let chunks = data
+            .chunks(self.chunk_size)
+            .map(|c| match c.len() == self.chunk_size && is_zero(c) {
+                true => *self.zero_digest,
+                false => {
+                    all_zero = false;
+                    hash_chunk(c)
+                }
+            })
+            .collect();
+        let blocks = match self.with_blocks {
+            true => data.chunks(BLOCK_SIZE as usize).map(block_key).collect(),
+            false => Vec::new(),
+        };
+        let frame = match (all_zero, &self.zero_frame) {
+            (true, Some(frame)) => frame.clone(),
+            _ => {
+                let frame = self
+                    .compressor
+                    .compress(data)
+                    .map_err(BundleError::io("compressing a chunk"))?;
+                if all_zero {
+                    self.zero_frame = Some(frame.clone());
+                }
+                frame
+            }
+        };
+        Ok(Packed {
+            frame,
+            len: data.len(),
+            chunks,
+            blocks,
+        })
+    }
 }
 
 fn is_zero(data: &[u8]) -> bool {
