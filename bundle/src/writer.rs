@@ -6,7 +6,7 @@
 //! once it is complete.
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -519,9 +519,14 @@ fn pack_image(
                     if i >= count {
                         break;
                     }
-                    let result = read_piece(file, size, frame_size, i, &mut data)
-                        .map_err(io_err())
-                        .and_then(|()| packer.pack(&data));
+                    let offset = i * frame_size;
+                    let len = (size - offset).min(frame_size);
+                    let result = match is_hole(file, offset, len) {
+                        true => packer.pack_hole(len as usize),
+                        false => read_piece(file, size, frame_size, i, &mut data)
+                            .map_err(io_err())
+                            .and_then(|()| packer.pack(&data)),
+                    };
                     if tx.send((i, result)).is_err() {
                         break;
                     }
@@ -558,6 +563,7 @@ struct Packer<'a> {
     zero_digest: &'a ChunkDigest,
     /// A whole frame of zeros, compressed: images have many.
     zero_frame: Option<Vec<u8>>,
+    zero_block_key: u64,
 }
 
 impl<'a> Packer<'a> {
@@ -574,7 +580,24 @@ impl<'a> Packer<'a> {
             with_blocks,
             zero_digest,
             zero_frame: None,
+            zero_block_key: block_key(&[0u8; BLOCK_SIZE as usize]),
         })
+    }
+
+    /// `len` bytes of zeros that a sparse image does not store: nothing to read or scan.
+    fn pack_hole(&mut self, len: usize) -> Result<Packed, BundleError> {
+        match &self.zero_frame {
+            Some(frame) if len == self.frame_size => Ok(Packed {
+                frame: frame.clone(),
+                len,
+                chunks: vec![*self.zero_digest; len / self.chunk_size],
+                blocks: match self.with_blocks {
+                    true => vec![self.zero_block_key; len / BLOCK_SIZE as usize],
+                    false => Vec::new(),
+                },
+            }),
+            _ => self.pack(&vec![0u8; len]),
+        }
     }
 
     fn pack(&mut self, data: &[u8]) -> Result<Packed, BundleError> {
@@ -620,28 +643,57 @@ fn is_zero(data: &[u8]) -> bool {
         .all(|piece| piece.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
-/// The whole image's SHA-256, read in order; the image must not change size meanwhile.
+/// The whole image's SHA-256, read in order (holes of a sparse image are zeros without reading
+/// them); the image must not change size meanwhile.
 fn hash_whole(file: &File, size: u64, path: &Path) -> Result<ChunkDigest, BundleError> {
-    let io_err = || BundleError::io(format!("reading image {}", path.display()));
-    let mut hasher = Sha256::new();
-    let mut reader = file.try_clone().map_err(io_err())?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut total = 0u64;
-    loop {
-        let n = reader.read(&mut buf).map_err(io_err())?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    if total != size {
-        return Err(BundleError::BadInput(format!(
+    const PIECE: u64 = 1 << 20;
+    let changed = || {
+        BundleError::BadInput(format!(
             "image {} changed while it was read",
             path.display()
-        )));
+        ))
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; PIECE as usize];
+    let zeros = vec![0u8; PIECE as usize];
+    let mut at = 0;
+    while at < size {
+        let len = (size - at).min(PIECE);
+        if is_hole(file, at, len) {
+            hasher.update(&zeros[..len as usize]);
+        } else {
+            let piece = &mut buf[..len as usize];
+            file.read_exact_at(piece, at).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => changed(),
+                _ => BundleError::io(format!("reading image {}", path.display()))(e),
+            })?;
+            hasher.update(&*piece);
+        }
+        at += len;
+    }
+    let now = file
+        .metadata()
+        .map_err(BundleError::io(format!("reading image {}", path.display())))?;
+    if now.len() != size {
+        return Err(changed());
     }
     Ok(hasher.finalize().into())
+}
+
+/// Whether `len` bytes from `offset` lie in a hole of a sparse file, which reads as zeros. Where
+/// the file system cannot say, the bytes are data.
+fn is_hole(file: &File, offset: u64, len: u64) -> bool {
+    use nix::unistd::{lseek, Whence};
+    use std::os::fd::AsRawFd;
+    let Ok(start) = i64::try_from(offset) else {
+        return false;
+    };
+    match lseek(file.as_raw_fd(), start, Whence::SeekData) {
+        Ok(data) => u64::try_from(data).is_ok_and(|data| data >= offset + len),
+        // No data from `offset` to the end.
+        Err(nix::errno::Errno::ENXIO) => true,
+        Err(_) => false,
+    }
 }
 
 /// Reads piece `index` of `piece_size` bytes (the last one may be shorter) into `buf`.

@@ -187,6 +187,57 @@ fn creation_is_deterministic() {
 }
 
 #[test]
+fn a_sparse_image_makes_the_same_bundle_as_its_zeros_written_out() {
+    // Holes (skipped without reading) of whole frames, of whole chunks inside a frame with data,
+    // and at the end; in both formats.
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 13 << 20;
+    let data = image(300_000, 7);
+    let at = [0u64, 5 << 20, (9 << 20) + 4096];
+    let dense = dir.path().join("dense.img");
+    let mut bytes = vec![0u8; size as usize];
+    for offset in at {
+        bytes[offset as usize..offset as usize + data.len()].copy_from_slice(&data);
+    }
+    fs::write(&dense, &bytes).unwrap();
+    let sparse = dir.path().join("sparse.img");
+    {
+        use std::os::unix::fs::FileExt;
+        let file = fs::File::create(&sparse).unwrap();
+        file.set_len(size).unwrap();
+        for offset in at {
+            file.write_all_at(&data, offset).unwrap();
+        }
+    }
+    let (key, _) = SigningKey::generate().unwrap();
+    for format in [1, bundle::FORMAT_WITH_BLOCKS] {
+        let bundle_of = |path: &Path, name: &str| {
+            let input = BundleInput {
+                compatible: "acme-robot".into(),
+                version: "1.2.0".parse().unwrap(),
+                security_version: 0,
+                images: vec![ImageInput {
+                    slot_class: "rootfs".into(),
+                    path: path.to_path_buf(),
+                    archive: false,
+                }],
+                firmware: vec![],
+                hooks: None,
+            };
+            let out = dir.path().join(name);
+            create_bundle(&input, &[&key], &out, &CreateOptions::for_format(format)).unwrap();
+            fs::read(out).unwrap()
+        };
+        let from_sparse = bundle_of(&sparse, "sparse.zst");
+        assert_eq!(from_sparse, bundle_of(&dense, "dense.zst"), "format {format}");
+        // And it holds the image.
+        let keyring = Keyring::from_keys(vec![key.public_key()], Path::new("test")).unwrap();
+        let images = read_all(&from_sparse, &keyring).unwrap();
+        assert_eq!(images[0].1, bytes);
+    }
+}
+
+#[test]
 fn standard_zstd_and_tar_list_and_extract_the_bundle() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
