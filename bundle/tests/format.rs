@@ -11,6 +11,22 @@ use bundle::{
 };
 
 /// Deterministic data that compresses about as well as a real filesystem image.
+/// An input of one rootfs image at `path`.
+fn rootfs_input(path: &Path) -> BundleInput {
+    BundleInput {
+        compatible: "acme-robot".into(),
+        version: "1.2.0".parse().unwrap(),
+        security_version: 0,
+        images: vec![ImageInput {
+            slot_class: "rootfs".into(),
+            path: path.to_path_buf(),
+            archive: false,
+        }],
+        firmware: vec![],
+        hooks: None,
+    }
+}
+
 fn image(len: usize, seed: u32) -> Vec<u8> {
     let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..len)
@@ -150,18 +166,7 @@ fn creation_is_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("r.img"), image(2_000_000, 9)).unwrap();
     let (key, _) = SigningKey::generate().unwrap();
-    let input = BundleInput {
-        compatible: "x".into(),
-        version: "1.0.0".parse().unwrap(),
-        security_version: 0,
-        images: vec![ImageInput {
-            slot_class: "rootfs".into(),
-            path: dir.path().join("r.img"),
-            archive: false,
-        }],
-        firmware: vec![],
-        hooks: None,
-    };
+    let input = rootfs_input(&dir.path().join("r.img"));
     let (a, b) = (dir.path().join("a.zst"), dir.path().join("b.zst"));
     create_bundle(
         &input,
@@ -212,24 +217,17 @@ fn a_sparse_image_makes_the_same_bundle_as_its_zeros_written_out() {
     let (key, _) = SigningKey::generate().unwrap();
     for format in [1, bundle::FORMAT_WITH_BLOCKS] {
         let bundle_of = |path: &Path, name: &str| {
-            let input = BundleInput {
-                compatible: "acme-robot".into(),
-                version: "1.2.0".parse().unwrap(),
-                security_version: 0,
-                images: vec![ImageInput {
-                    slot_class: "rootfs".into(),
-                    path: path.to_path_buf(),
-                    archive: false,
-                }],
-                firmware: vec![],
-                hooks: None,
-            };
+            let input = rootfs_input(path);
             let out = dir.path().join(name);
             create_bundle(&input, &[&key], &out, &CreateOptions::for_format(format)).unwrap();
             fs::read(out).unwrap()
         };
         let from_sparse = bundle_of(&sparse, "sparse.zst");
-        assert_eq!(from_sparse, bundle_of(&dense, "dense.zst"), "format {format}");
+        assert_eq!(
+            from_sparse,
+            bundle_of(&dense, "dense.zst"),
+            "format {format}"
+        );
         // And it holds the image.
         let keyring = Keyring::from_keys(vec![key.public_key()], Path::new("test")).unwrap();
         let images = read_all(&from_sparse, &keyring).unwrap();
@@ -296,18 +294,7 @@ fn frame_sizes_that_split_chunks_or_exceed_the_limit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("rootfs.img"), image(100_000, 1)).unwrap();
     let (key, _) = SigningKey::generate().unwrap();
-    let input = BundleInput {
-        compatible: "acme-robot".into(),
-        version: "1.2.0".parse().unwrap(),
-        security_version: 0,
-        images: vec![ImageInput {
-            slot_class: "rootfs".into(),
-            path: dir.path().join("rootfs.img"),
-            archive: false,
-        }],
-        firmware: vec![],
-        hooks: None,
-    };
+    let input = rootfs_input(&dir.path().join("rootfs.img"));
     let out = dir.path().join("b.zst");
     let cases = [
         (
