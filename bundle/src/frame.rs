@@ -178,8 +178,10 @@ impl<R: Read> FrameStream<R> {
                 if frame.produced != frame.content_size {
                     return Err(bad_frame(frame.start, "shorter than it declares"));
                 }
+                let compressed = u32::try_from(frame.compressed)
+                    .map_err(|_| bad_frame(frame.start, "larger than its content"))?;
                 self.seen.push(&SeekEntry {
-                    compressed: u32::try_from(frame.compressed).expect("bounded by max_frame_len"),
+                    compressed,
                     decompressed: frame.content_size as u32,
                 });
                 return Ok(produced);
@@ -333,11 +335,13 @@ impl<R: Read> FrameStream<R> {
     }
 
     fn read_array<const N: usize>(&mut self, start: u64) -> Result<[u8; N], BundleError> {
-        let bytes = self.peek(N)?;
-        let Some(bytes) = bytes.get(..N) else {
+        let Some(out) = self
+            .peek(N)?
+            .get(..N)
+            .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        else {
             return Err(cut_off(start));
         };
-        let out: [u8; N] = bytes.try_into().expect("N bytes");
         self.consume(N);
         Ok(out)
     }

@@ -107,15 +107,14 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
         crate::process::run_tool(command.arg(from.join(".")).arg(to))
     };
-    match copy(true) {
-        // busybox cp knows no --reflink: a plain copy, from an empty target again.
-        Err(e) if e.to_string().contains("reflink") => {
-            empty(to)?;
-            copy(false)
-        }
-        other => other,
+    // busybox cp knows no --reflink, and says so before its usage text, so the failure's last
+    // line does not tell: any failure is tried once more as a plain copy, from an empty target;
+    // a real failure then fails that copy too and is reported from it.
+    if copy(true).is_ok() {
+        return Ok(());
     }
-    .map_err(io("copying data to", to))
+    empty(to)?;
+    copy(false).map_err(io("copying data to", to))
 }
 
 /// Removes everything inside the folder `dir`, but not the folder.
