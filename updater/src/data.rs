@@ -134,3 +134,23 @@ fn empty(dir: &Path) -> Result<()> {
 fn io(doing: &str, path: &Path) -> impl FnOnce(std::io::Error) -> UpdaterError {
     UpdaterError::io(format!("{doing} {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_that_fails_names_the_target_and_cps_reason_and_leaves_it_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("B");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("stale"), "old").unwrap();
+        let err = copy_tree(&dir.path().join("missing"), &target)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("copying data to"), "{err}");
+        assert!(err.contains(&target.display().to_string()), "{err}");
+        assert!(err.contains("No such file or directory"), "{err}");
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 0);
+    }
+}
